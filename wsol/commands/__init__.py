@@ -1,0 +1,1 @@
+"""One module per ``wsol`` subcommand (see ``wsol/cli.py`` for the contract)."""

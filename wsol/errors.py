@@ -1,0 +1,7 @@
+"""User-facing errors: the CLI prints these as one clear line (traceback only with ``--debug``)."""
+
+from eval.errors import InputError
+
+
+class UserError(InputError):
+    """A problem with what the user gave (paths, options, data, checkpoints), not a bug."""
