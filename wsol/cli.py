@@ -95,13 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"wsol-toolkit {__version__}")
         return 0
-    args_in = [a for a in argv if a != "--debug"] if argv[0] == "--debug" else argv
+    args_in = [a for a in argv if a != "--debug"]  # --debug is accepted anywhere
     name, rest = args_in[0], args_in[1:]
     if name not in COMMANDS:
         print(f"wsol: unknown command {name!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     parser = build_parser(name)
-    args = parser.parse_args(rest + (["--debug"] if debug and "--debug" not in rest else []))
+    args = parser.parse_args(rest)
+    args.debug = debug
     try:
         return int(_load(name).run(args) or 0)
     except KeyboardInterrupt:

@@ -1,0 +1,37 @@
+"""Shared test fixtures. Keep this file small: one fixture per shared need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The team's shared folder (``<repo>/../shared``): real metadata and checkpoint manifests."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DIR} is missing")
+    return SHARED_DIR
+
+
+@pytest.fixture
+def make_image(tmp_path):
+    """Factory ``make_image(relpath, size=(w, h), mode="RGB", seed=0) -> Path``: writes a tiny
+    seeded random image (PNG unless the suffix says otherwise) under ``tmp_path``."""
+    import numpy as np
+    from PIL import Image
+
+    def _make(relpath: str, size: tuple[int, int] = (8, 6), mode: str = "RGB", seed: int = 0,
+              root: Path | None = None) -> Path:
+        path = (root or tmp_path) / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        w, h = size
+        arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        Image.fromarray(arr, "RGB").convert(mode).save(path)
+        return path
+
+    return _make
