@@ -1,0 +1,438 @@
+"""Load any supported checkpoint into a WSOL model; save the toolkit's own checkpoints.
+
+Every file is read with ``torch.load(..., weights_only=True)``: a checkpoint is untrusted input.
+A file whose pickle needs Python code (a class, a function, numpy scalars, ``argparse.Namespace``)
+is refused with a :class:`~wsol.errors.UserError`, never unpickled.
+
+Accepted layouts (the "format" that :func:`inspect_checkpoint` reports):
+
+- ``wsol-toolkit``: this toolkit's own file, written by :func:`save_checkpoint`::
+
+      {"format": "wsol-toolkit/1",
+       "arch": "resnet50",                       # a wsol.models.MODELS name
+       "arch_options": {"large_feature_map": False, "layer4_stride": 1},
+       "num_classes": 200,
+       "state_dict": {...},                      # the bare model's state_dict (no "module.")
+       ...}                                      # anything else the caller adds: "epoch",
+                                                 # "recipe", "optimizer", "scheduler", "metrics"...
+
+  Extra values must be what ``weights_only`` loading accepts (tensors, str/int/float/bool/None,
+  and dict/list/tuple of those); :func:`save_checkpoint` checks this before writing, atomically.
+- ``wsolevaluation``: ``{"architecture", "epoch", "state_dict", "optimizer"}``, bare keys.
+- ``cutmix-pytorch``: ``{"epoch", "arch", "state_dict", "best_err1", "optimizer"}`` with every
+  key prefixed ``module.`` (saved from ``nn.DataParallel``).
+- ``state_dict-wrapper``: any other dict holding a state dict under ``state_dict``, ``model``
+  or ``model_state_dict``.
+- ``raw``: a plain state dict (e.g. ``torch.save(model.state_dict())`` of a torchvision model).
+
+``module.`` (DataParallel/DDP) and ``_orig_mod.`` (``torch.compile``) prefixes are stripped.
+
+Architecture when ``arch`` is not given: the recorded one (``wsol-toolkit``), wsolevaluation's
+``architecture`` field, else inferred from the parameter names and shapes (Bottleneck vs
+BasicBlock ResNets and their depth, VGG16-GAP and its ``features.N`` indices, the Inception SPG
+head, ``small_cnn`` and its widths). What the weights cannot tell:
+
+- ResNet ``layer4_stride``: 1 for wsolevaluation files, 2 for CutMix-PyTorch files and for raw /
+  other state dicts (the torchvision layout).
+- ``large_feature_map`` of ResNet-50 and InceptionV3 (VGG16's is inferred from the indices):
+  False. wsolevaluation files do not record it: pass ``large_feature_map=True`` for those models.
+
+``**options`` override everything (they are ``create_model`` options, plus ``num_classes``).
+The number of classes comes from the classifier (``fc.weight`` / ``SPG_A4.weight``).
+A mismatch is a :class:`UserError` naming the missing / unexpected / mis-shaped keys and the
+registered architecture that the keys would fit.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from wsol.errors import UserError
+from wsol.io import atomic_save_torch
+from wsol.models import MODELS, create_model
+
+FORMAT_TAG = "wsol-toolkit/1"
+_RESERVED = ("format", "arch", "arch_options", "num_classes", "state_dict")
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass
+class CheckpointSpec:
+    """What a checkpoint holds: its layout, architecture, options and the cleaned state dict."""
+
+    format: str
+    state_dict: dict[str, Tensor]
+    arch: str | None
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # every other top-level entry
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint not found: {p}")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        if "Weights only load failed" in msg and ("GLOBAL" in msg or "global" in msg):
+            found = re.search(r"GLOBAL ([\w.]+)", msg)
+            what = f" ({found.group(1)})" if found else ""
+            raise UserError(
+                f"{p}: refused to load: the file contains pickled Python objects{what} beyond "
+                "tensors and plain containers, and unpickling them could run arbitrary code. If you "
+                "trust the file, re-save only its state_dict (tensors) and load that.") from None
+        raise UserError(f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
+                        f"{msg.splitlines()[0] if msg else type(exc).__name__}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile,
+            IndexError, TypeError, AttributeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise UserError(f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
+                        f"{type(exc).__name__}{': ' + first if first else ''}") from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+
+
+def _strip_prefixes(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out = dict(sd)
+    changed = True
+    while changed and out:
+        changed = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in out):
+                out = {k[len(prefix):]: v for k, v in out.items()}
+                changed = True
+    return out
+
+
+def _classes(sd: Mapping[str, Tensor]) -> int | None:
+    for key in ("fc.weight", "SPG_A4.weight"):
+        if key in sd and sd[key].ndim >= 2:
+            return int(sd[key].shape[0])
+    return None
+
+
+def _blocks(sd: Mapping[str, Tensor], stage: str) -> int:
+    pat = re.compile(rf"^{stage}\.(\d+)\.")
+    return len({m.group(1) for k in sd if (m := pat.match(k))})
+
+
+def infer_arch(sd: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]] | None:
+    """Architecture and the options the weights reveal, from parameter names/shapes (or None)."""
+    keys = set(sd)
+    if "SPG_A4.weight" in keys and any(k.startswith("Mixed_6e.") for k in keys):
+        return "inception_v3", {}
+    if "conv6.weight" in keys and "features.0.weight" in keys:
+        return "vgg16", {"large_feature_map": "features.23.weight" in keys}
+    if "layer4.0.conv1.weight" in keys and "conv1.weight" in keys:
+        depth = [_blocks(sd, f"layer{i}") for i in range(1, 5)]
+        bottleneck = "layer1.0.conv3.weight" in keys
+        if bottleneck and depth == [3, 4, 6, 3]:
+            return "resnet50", {}
+        if not bottleneck and depth == [2, 2, 2, 2]:
+            return "resnet18", {}
+        if not bottleneck and depth == [3, 4, 6, 3]:
+            return "resnet34", {}
+        return None
+    if "stem.0.weight" in keys and "layer4.0.weight" in keys:
+        names = ("stem", "layer1", "layer2", "layer3", "layer4")
+        return "small_cnn", {"widths": [int(sd[f"{n}.0.weight"].shape[0]) for n in names]}
+    return None
+
+
+def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
+    """Recognise the layout of a loaded checkpoint and what it says about the model."""
+    if _is_state_dict(obj):
+        fmt, raw_sd, meta = "raw", obj, {}
+    elif isinstance(obj, Mapping):
+        wrapper = next((k for k in _WRAPPER_KEYS if _is_state_dict(obj.get(k))), None)
+        if wrapper is None:
+            keys = ", ".join(map(repr, list(obj)[:10])) or "(none)"
+            raise UserError(f"{source}: no state dict found (a mapping of names to tensors, at top "
+                            f"level or under 'state_dict'/'model'); top-level keys: {keys}")
+        raw_sd, meta = obj[wrapper], {k: v for k, v in obj.items() if k != wrapper}
+        if obj.get("format") == FORMAT_TAG or {"arch", "arch_options", "num_classes"} <= set(obj):
+            fmt = "wsol-toolkit"
+        elif "architecture" in obj:
+            fmt = "wsolevaluation"
+        elif "arch" in obj and ("best_err1" in obj or all(k.startswith("module.") for k in raw_sd)):
+            fmt = "cutmix-pytorch"
+        else:
+            fmt = "state_dict-wrapper"
+    else:
+        raise UserError(f"{source}: not a checkpoint: it holds a {type(obj).__name__}, "
+                        "not a state dict or a dict with one")
+
+    sd = _strip_prefixes(raw_sd)
+    arch: str | None = None
+    options: dict[str, Any] = {}
+    num_classes = _classes(sd)
+    if fmt == "wsol-toolkit":
+        arch = str(meta.get("arch"))
+        options = dict(meta.get("arch_options") or {})
+        num_classes = int(meta.get("num_classes", num_classes or 0)) or num_classes
+    else:
+        named = meta.get("architecture") if fmt == "wsolevaluation" else None
+        inferred = infer_arch(sd)
+        if inferred is not None:
+            arch, options = inferred[0], dict(inferred[1])
+        elif isinstance(named, str) and named in MODELS:
+            arch = named
+        if arch in ("resnet50", "resnet18", "resnet34"):
+            options.setdefault("layer4_stride", 1 if fmt == "wsolevaluation" else 2)
+    extra = {k: v for k, v in meta.items() if k not in _RESERVED}
+    return CheckpointSpec(fmt, sd, arch, options, num_classes, extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# matching a state dict against a model
+def _diff(model_sd: Mapping[str, Tensor], sd: Mapping[str, Tensor]) -> tuple[list, list, list]:
+    missing = [k for k in model_sd if k not in sd]
+    unexpected = [k for k in sd if k not in model_sd]
+    shaped = [(k, tuple(sd[k].shape), tuple(model_sd[k].shape))
+              for k in model_sd if k in sd and tuple(sd[k].shape) != tuple(model_sd[k].shape)]
+    return missing, unexpected, shaped
+
+
+def _meta_model(arch: str, num_classes: int, options: Mapping[str, Any]) -> nn.Module:
+    with torch.device("meta"):
+        return create_model(arch, num_classes, **options)
+
+
+def _candidates(sd: Mapping[str, Tensor]) -> list[tuple[str, dict[str, Any]]]:
+    """The inferred architecture first (usually the answer), then every registered one."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    inferred = infer_arch(sd)
+    if inferred is not None:
+        out.append(inferred)
+    for name in MODELS.names():
+        if name == "small_cnn":
+            continue  # its widths are inferred above when the keys look like it
+        # only VGG16's large_feature_map changes parameter names
+        for lfm in ((False, True) if name == "vgg16" else (False,)):
+            out.append((name, {"large_feature_map": lfm}))
+    return out
+
+
+def suggest_arch(sd: Mapping[str, Tensor], exclude: tuple[str, Mapping[str, Any]] | None = None) -> str:
+    """A sentence naming the registered architecture the keys fit (or the closest one)."""
+    k = _classes(sd) or 1000
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for name, opts in _candidates(sd):
+        try:
+            model_sd = _meta_model(name, k, opts).state_dict()
+        except Exception:  # noqa: BLE001 - a candidate that cannot be built is no candidate
+            continue
+        missing, unexpected, shaped = _diff(model_sd, sd)
+        score = len(missing) + len(unexpected) + len(shaped)
+        if best is None or score < best[0]:
+            best = (score, name, opts)
+        if score == 0:
+            break
+    if best is None:
+        return "No registered architecture could be compared."
+    score, name, opts = best
+    shown = ", ".join(f"{a}={b!r}" for a, b in opts.items())
+    call = f"arch={name!r}" + (f" with {shown}" if shown else "")
+    if score == 0:
+        if exclude is not None and exclude[0] == name and dict(exclude[1]).items() >= opts.items():
+            return (f"The keys fit this architecture with {k} classes: check num_classes "
+                    "and the options.")
+        return f"The keys fit {call}: pass that."
+    return (f"No registered architecture fits exactly; the closest is {call} "
+            f"({score} differing keys). Registered: {', '.join(MODELS.names())}.")
+
+
+def _preview(items: list, n: int = 5) -> str:
+    shown = ", ".join(str(i) for i in items[:n])
+    return shown + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+def mismatch_message(source: str, arch: str, options: Mapping[str, Any], num_classes: int,
+                     model_sd: Mapping[str, Tensor], sd: Mapping[str, Tensor]) -> str | None:
+    """None when ``sd`` fits ``model_sd`` exactly, else the full one-paragraph explanation."""
+    missing, unexpected, shaped = _diff(model_sd, sd)
+    if not (missing or unexpected or shaped):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_preview(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_preview(unexpected)}")
+    if shaped:
+        rows = [f"{k} file {list(a)} vs model {list(b)}" for k, a, b in shaped]
+        parts.append(f"{len(shaped)} mis-shaped key(s): {_preview(rows, 3)}")
+    opts = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return (f"{source}: the weights do not fit arch {arch!r} ({num_classes} classes"
+            f"{', ' + opts if opts else ''}): {'; '.join(parts)}. "
+            f"{suggest_arch(sd, exclude=(arch, options))}")
+
+
+# ---------------------------------------------------------------------------------------------
+def _as_device(map_location: Any) -> torch.device | None:
+    if isinstance(map_location, torch.device):
+        return map_location
+    if isinstance(map_location, str):
+        return torch.device(map_location)
+    return None
+
+
+def _owned(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Each tensor contiguous with a storage of its own (a file may hold views sharing one
+    storage, or expanded tensors); tensors that already are (the usual case) are not copied."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in sd.items():
+        if v.is_meta:
+            out[k] = v
+            continue
+        ptr = v.untyped_storage().data_ptr()
+        whole = v.is_contiguous() and v.storage_offset() == 0 and \
+            v.untyped_storage().nbytes() == v.numel() * v.element_size()
+        out[k] = v if whole and ptr not in seen else v.clone(memory_format=torch.contiguous_format)
+        seen.add(ptr)
+    return out
+
+
+def build_from_state_dict(sd: Mapping[str, Tensor], arch: str, num_classes: int,
+                          options: Mapping[str, Any], source: str = "checkpoint",
+                          device: torch.device | None = None) -> nn.Module:
+    """Create ``arch`` and load ``sd`` into it with strict=True semantics (eval mode on return).
+
+    The model is built on the meta device and copies of the tensors are assigned (cast to the
+    model's floating dtype), so no time is spent on a random init that would be overwritten.
+    """
+    meta = _meta_model(arch, num_classes, options)
+    model_sd = meta.state_dict()
+    problem = mismatch_message(source, arch, options, num_classes, model_sd, sd)
+    if problem:
+        raise UserError(problem)
+    cast = _owned({k: (v.to(model_sd[k].dtype) if v.is_floating_point() else v) for k, v in sd.items()})
+    meta.load_state_dict(cast, strict=True, assign=True)
+    on_meta = device is not None and device.type == "meta"
+    leftovers = [n for n, t in list(meta.named_parameters()) + list(meta.named_buffers()) if t.is_meta]
+    if leftovers and not on_meta:  # a non-persistent buffer: build for real and copy instead
+        model = create_model(arch, num_classes, **options)
+        model.load_state_dict(cast, strict=True)
+    else:
+        model = meta
+    if device is not None:
+        model = model.to(device)
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_location: Any = "cpu",
+                    **options: Any) -> nn.Module:
+    """Load a checkpoint file into the WSOL model it describes; the model is in eval mode.
+
+    ``arch``: a ``wsol.models.MODELS`` name; inferred when None (see the module docstring).
+    ``map_location``: where the tensors (and the model) go; ``"meta"`` checks names and shapes
+    strictly without reading any weight data (a model on the meta device). ``options``: ``create_model``
+    options (``large_feature_map``, ``layer4_stride``, ``widths``...) and ``num_classes``;
+    they override what the file records or implies.
+    """
+    source = str(path)
+    spec = inspect_checkpoint(read_checkpoint(path, map_location=map_location), source=source)
+    if "pretrained" in options:
+        raise UserError(f"{source}: 'pretrained' does not apply when loading a checkpoint")
+    num_classes = options.pop("num_classes", None) or spec.num_classes
+    if arch is None:
+        arch = spec.arch
+        if arch is None:
+            raise UserError(f"{source}: cannot tell the architecture from the file ({spec.format} "
+                            f"layout); pass arch=one of {', '.join(MODELS.names())}. "
+                            f"{suggest_arch(spec.state_dict)}")
+        merged = {**spec.arch_options, **options}
+    else:
+        MODELS.get(arch)  # unknown name: UserError listing the choices
+        recorded = spec.arch_options if spec.arch == arch else {}
+        merged = {**recorded, **options}
+    if not num_classes:
+        raise UserError(f"{source}: cannot infer the number of classes (no fc.weight / "
+                        "SPG_A4.weight); pass num_classes=...")
+    model = build_from_state_dict(spec.state_dict, arch, int(num_classes), merged, source,
+                                  device=_as_device(map_location))
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# saving
+_SAFE_SCALARS = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype,
+                 torch.device)
+
+
+def _check_safe(value: Any, where: str) -> None:
+    if isinstance(value, _SAFE_SCALARS):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool, type(None))):
+                raise TypeError(f"save_checkpoint: key {k!r} at {where} is a {type(k).__name__}; "
+                                "weights_only loading accepts str/int/float/bool keys")
+            _check_safe(v, f"{where}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple, set)):
+        for i, v in enumerate(value):
+            _check_safe(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"save_checkpoint: {where} is a {type(value).__module__}.{type(value).__name__}, "
+                    "which weights_only loading refuses; convert it (e.g. .item(), float(), "
+                    "dataclasses.asdict, str)")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
+    """Write ``model`` (a WSOL model, possibly wrapped in DataParallel/DDP/compile) and ``extra``
+    (e.g. ``epoch``, ``recipe``, ``optimizer=opt.state_dict()``) atomically in the
+    ``wsol-toolkit`` format. Returns the path. Raises TypeError for values that
+    ``weights_only`` loading would refuse, before anything is written."""
+    inner = _unwrap(model)
+    for attr in ("arch", "arch_options", "num_classes"):
+        if not hasattr(inner, attr):
+            raise TypeError(f"save_checkpoint: the model has no {attr!r}; build it with "
+                            "wsol.models.create_model")
+    clash = sorted(set(extra) & set(_RESERVED))
+    if clash:
+        raise TypeError(f"save_checkpoint: {', '.join(clash)} are reserved keys")
+    for key, value in extra.items():
+        _check_safe(value, key)
+    payload = {"format": FORMAT_TAG, "arch": str(inner.arch),
+               "arch_options": _plain(dict(inner.arch_options)),
+               "num_classes": int(inner.num_classes), "state_dict": inner.state_dict(), **extra}
+    _check_safe(payload["arch_options"], "arch_options")
+    return atomic_save_torch(payload, path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
