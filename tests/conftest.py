@@ -35,3 +35,28 @@ def make_image(tmp_path):
         return path
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A tiny synthetic benchmark (3 classes, 64 px; 12 train / 2 val / 6 test images per class)."""
+    from wsol.data import SynthConfig, generate_synthetic
+
+    root = tmp_path_factory.mktemp("tiny_synth") / "data"
+    generate_synthetic(root, SynthConfig(classes=3, train_per_class=12, val_per_class=2,
+                                         test_per_class=6, seed=0))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """An untrained, seeded ``small_cnn`` (3 classes) saved in the toolkit's checkpoint format."""
+    import torch
+
+    from wsol.checkpoints import save_checkpoint
+    from wsol.models import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_ckpt") / "small.pt"
+    save_checkpoint(path, create_model("small_cnn", 3))
+    return path

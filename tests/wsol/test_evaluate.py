@@ -1,0 +1,187 @@
+"""``wsol evaluate`` end to end on a tiny seeded model and the tiny synthetic benchmark."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eval.metrics import BoxAccuracy
+from wsol.checkpoints import load_checkpoint
+from wsol.cli import main
+from wsol.data import build_dataset, collate
+from wsol.evaluate import evaluate_model
+
+REPO = Path(__file__).resolve().parents[2]
+NUMBERS = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "MaxBoxAcc", "MaxBoxAccV2",
+           "best_threshold", "PxAP", "ci95", "BoxAcc_curve", "num_images")
+
+
+def _run(args: list[str]) -> int:
+    return main(["evaluate", "--no-progress", "--device", "cpu", *args])
+
+
+def _numbers(path: Path) -> dict:
+    res = json.loads(path.read_text())
+    return {k: res[k] for k in NUMBERS}
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_checkpoint, tiny_synth, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "result.json"
+    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--workers", "0", "--batch-size", "4", "--output", str(out)]) == 0
+    return out
+
+
+def test_result_files_and_keys(baseline):
+    res = json.loads(baseline.read_text())
+    assert res["num_images"] == 18
+    for key in NUMBERS:
+        assert key in res, key
+    assert set(res["MaxBoxAcc"]) == {"30", "50", "70"}
+    assert res["MaxBoxAccV2"] == pytest.approx(np.mean(list(res["MaxBoxAcc"].values())))
+    assert all(0 <= res[k] <= 100 for k in ("top1_cls", "top1_loc", "gt_known_loc", "PxAP"))
+    assert res["top1_loc"] <= res["gt_known_loc"] and res["top1_loc"] <= res["top1_cls"]
+    lo, hi = res["ci95"]["MaxBoxAccV2"]
+    assert lo <= res["MaxBoxAccV2"] <= hi
+    assert len(res["BoxAcc_curve"]["thresholds"]) == 100 and len(res["BoxAcc_curve"]["50"]) == 100
+    assert max(res["BoxAcc_curve"]["50"]) == pytest.approx(res["MaxBoxAcc"]["50"])
+    folder = baseline.parent
+    rows = list(csv.DictReader(open(folder / res["per_image"])))
+    assert len(rows) == 18 and {"hit@50", "top1_loc", "gt_known_loc", "pred_top1"} <= set(rows[0])
+    # the per-image hits at the selected threshold give MaxBoxAcc back
+    assert 100 * np.mean([int(r["hit@50"]) for r in rows]) == pytest.approx(res["MaxBoxAcc"]["50"])
+    per_class = list(csv.DictReader(open(folder / res["per_class"])))
+    assert [int(r["num_images"]) for r in per_class] == [6, 6, 6]
+    config = json.loads((folder / res["config"]).read_text())
+    assert config["cam_method"] == "cam" and "torch" in config["versions"]
+    assert not (folder / "result.log.jsonl").exists()  # the resume log is gone after success
+
+
+def test_accumulated_equals_one_shot(baseline, tiny_checkpoint, tiny_synth):
+    """The pipelined pass equals BoxAccuracy fed with the CAMs of one batch of everything."""
+    from cam import compute_cams
+
+    model = load_checkpoint(tiny_checkpoint)
+    ds = build_dataset("synthetic", tiny_synth, "test")
+    batch = collate([ds[i] for i in range(len(ds))])
+    cams = compute_cams(model, batch["image"], torch.as_tensor(batch["label"])).numpy().astype(np.float64)
+    acc = BoxAccuracy(0.01)
+    acc.update(list(cams), batch["boxes_eval"])
+    one_shot = acc.compute()
+    res = json.loads(baseline.read_text())
+    assert res["MaxBoxAcc"] == pytest.approx(one_shot["MaxBoxAcc"], abs=1e-9)
+    # and the library call used by the trainer's validation gives the same
+    direct = evaluate_model(model, ds, device="cpu", batch_size=5, workers=2, progress=False)
+    assert direct["MaxBoxAccV2"] == pytest.approx(res["MaxBoxAccV2"], abs=1e-9)
+    assert direct["top1_loc"] == pytest.approx(res["top1_loc"], abs=1e-9)
+
+
+def _write_metadata(ds, folder: Path) -> None:
+    """The tiny benchmark in the wsolevaluation metadata layout (boxes in original pixels)."""
+    folder.mkdir(parents=True)
+    recs = ds.records
+    (folder / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
+    (folder / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
+    (folder / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
+    (folder / "localization.txt").write_text("\n".join(
+        f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes))
+
+
+def test_saved_scoremaps_give_the_same_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+    out = tmp_path / "r.json"
+    maps = tmp_path / "maps"
+    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--workers", "2", "--save-scoremaps", str(maps), "--output", str(out)]) == 0
+    saved = np.load(next(maps.rglob("*.npy")))
+    assert saved.dtype == np.float16 and saved.shape == (64, 64)
+    ds = build_dataset("synthetic", tiny_synth, "test")
+    _write_metadata(ds, tmp_path / "meta")
+    out2 = tmp_path / "r2.json"
+    assert main(["evaluate-scoremaps", "--metadata-dir", str(tmp_path / "meta"), "--scoremap-dir", str(maps),
+                 "--workers", "1", "--output", str(out2)]) == 0
+    a, b = json.loads(out.read_text()), json.loads(out2.read_text())
+    assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
+    # float16 maps change little against float32 ones
+    base = json.loads(baseline.read_text())
+    assert abs(a["MaxBoxAccV2"] - base["MaxBoxAccV2"]) < 10
+
+
+def test_refuses_to_overwrite(baseline, tiny_checkpoint, tiny_synth, capsys):
+    rc = _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+               "--output", str(baseline)])
+    assert rc == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_kill_and_resume_equals_uninterrupted(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+    out = tmp_path / "result.json"
+    log = tmp_path / "result.log.jsonl"
+    cmd = [sys.executable, "-m", "wsol", "evaluate", "--no-progress", "--device", "cpu", "--workers", "0",
+           "--batch-size", "1", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic",
+           "--data-root", str(tiny_synth), "--output", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not out.exists()
+    done = len(log.read_text().splitlines())
+    assert 4 <= done < 18
+    # a plain re-run refuses to silently start over
+    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--output", str(out)]) == 2
+    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--workers", "0", "--batch-size", "3", "--resume", "--output", str(out)]) == 0
+    assert _numbers(out) == _numbers(baseline)
+
+
+def test_bad_image_names_the_file_or_is_skipped(tiny_checkpoint, tiny_synth, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synth, data)
+    victim = sorted((data / "images").rglob("test_0003.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:60])  # truncated PNG
+    args = ["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(data),
+            "--workers", "0"]
+    assert _run([*args, "--output", str(tmp_path / "a.json")]) == 2
+    err = capsys.readouterr().err
+    assert "test_0003.png" in err and "Traceback" not in err
+    assert _run([*args, "--skip-bad", "--output", str(tmp_path / "b.json")]) == 0
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["num_skipped"] == 1 and res["num_images"] == 17
+    assert res["skipped"][0]["image_id"].endswith("test_0003.png")
+
+
+def test_torchrun_two_processes_equal_one(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+    """2 gloo processes, batch size 1, one thread each: numbers identical to one process."""
+    one = tmp_path / "one.json"
+    two = tmp_path / "two.json"
+    common = ["--no-progress", "--device", "cpu", "--workers", "0", "--batch-size", "1",
+              "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "wsol", "evaluate", *common, "--output", str(one)],
+                   env=env, check=True, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29517", "-m", "wsol", "evaluate", *common, "--output", str(two)],
+                       env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _numbers(two) == _numbers(one)
+    res = json.loads(two.read_text())
+    assert res["processes"] == 2 and res["num_images"] == 18
+    ids = [row["image_id"] for row in csv.DictReader(open(tmp_path / res["per_image"]))]
+    assert len(ids) == len(set(ids)) == 18  # no image counted twice
