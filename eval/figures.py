@@ -469,6 +469,46 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
     return fig
 
 
+# ------------------------------------------------------------------------------------ robustness
+
+def occlusion_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], mode: str, *,
+                     image_side: float | None = None, width_in: float = COLUMN_WIDTH_IN) -> Figure:
+    """Top-1 accuracy against the occluded square's side (CutMix paper Figure 5a style).
+
+    ``curves[name] = (sides [N] in pixels, top-1 accuracy [N] in percent)``; ``mode`` is
+    ``"center"`` or ``"boundary"`` (used in the title). The x axis is the side as a fraction of the
+    image side (``image_side``, default the largest side given).
+    """
+    if not curves:
+        raise InputError("occlusion_figure: no curves given")
+    side = float(image_side or max(max(s) for s, _ in curves.values()) or 1.0)
+    with matplotlib.rc_context(_STYLE):
+        fig = _new_figure(figsize=(width_in, 2.4), layout="constrained")
+        ax = fig.subplots()
+        for i, (name, (sides, acc)) in enumerate(curves.items()):
+            if len(sides) != len(acc):
+                raise InputError(f"occlusion_figure: {name!r} has {len(sides)} sides and {len(acc)} accuracies")
+            st = _style(i)
+            ax.plot(np.asarray(sides, dtype=np.float64) / side, np.asarray(acc, dtype=np.float64),
+                    color=st["color"], linestyle=st["linestyle"], marker=st["marker"], markersize=3,
+                    markerfacecolor="white", markeredgewidth=0.8, label=name)
+        what = "zeroed centre square" if mode == "center" else "everything outside the centre square zeroed"
+        ax.set_title(f"{mode} occlusion ({what})")
+        ax.set_xlabel("square side / image side")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 100)
+        ax.grid(True, linewidth=0.3, color="0.85")
+        ax.legend(loc="best")
+    return fig
+
+
+def plot_occlusion(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], mode: str,
+                   path: str | os.PathLike) -> list[Path]:
+    """:func:`occlusion_figure` saved as PNG and PDF (see :func:`save_figure`)."""
+    return save_figure(occlusion_figure(curves, mode), path)
+
+
 # ---------------------------------------------------------------------------------------- saving
 
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:

@@ -1,0 +1,78 @@
+"""The library function behind ``wsol robustness``: checkpoints x (FGSM | occlusion) -> JSON + figure."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from wsol.errors import UserError
+
+
+@dataclass
+class RobustnessConfig:
+    checkpoints: list[str]
+    dataset: str
+    data_root: str
+    out: str
+    names: list[str] | None = None
+    arch: str | None = None
+    attack: str | None = "fgsm"
+    eps: float = 8 / 255
+    occlusion: str | None = None
+    steps: int = 8
+    metadata_dir: str | None = None
+    split: str = "test"
+    protocol: str = "wsolevaluation"
+    batch_size: int = 32
+    device: str | None = None
+    workers: int | None = None
+    overwrite: bool = False
+
+
+def run_robustness(cfg: RobustnessConfig) -> dict:
+    """Evaluate every checkpoint of ``cfg``; write ``robustness.json`` (+ ``config.json`` and, for
+    occlusion, ``occlusion_<mode>.png/.pdf``) in ``cfg.out``; return the result dict."""
+    from eval.io import atomic_write_json, refuse_overwrite
+    from wsol.checkpoints import load_checkpoint
+    from wsol.commands._common import default_workers, resolve_device
+    from wsol.data import build_dataset
+    from wsol.robustness import (FGSM_NOTE, OCCLUSION_NOTE, default_sides, fgsm_accuracy, make_loader,
+                                 occlusion_accuracy)
+
+    if (cfg.attack is None) == (cfg.occlusion is None):
+        raise UserError("choose exactly one of --attack and --occlusion")
+    names = cfg.names or [Path(c).stem if Path(c).stem not in ("last", "best") else Path(c).parent.name
+                          for c in cfg.checkpoints]
+    if len(names) != len(cfg.checkpoints):
+        raise UserError(f"--names gives {len(names)} names for {len(cfg.checkpoints)} checkpoints")
+    out = Path(cfg.out)
+    refuse_overwrite(out / "robustness.json", cfg.overwrite)
+    device = resolve_device(cfg.device)
+    dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
+                            preset=cfg.protocol)
+    workers = default_workers(cfg.workers) if device.type == "cuda" else 0
+    loader = make_loader(dataset, cfg.batch_size, num_workers=workers)
+    side = int(dataset[0]["image"].shape[-1])
+    rows = []
+    for name, path in zip(names, cfg.checkpoints):
+        model = load_checkpoint(path, arch=cfg.arch, map_location=device).to(device).eval()
+        if cfg.attack == "fgsm":
+            row = fgsm_accuracy(model, loader, cfg.eps, device=device)
+        else:
+            row = occlusion_accuracy(model, loader, default_sides(side, cfg.steps), cfg.occlusion,
+                                     device=device)
+        rows.append({"name": name, "checkpoint": str(path), **row})
+    result = {"kind": "fgsm" if cfg.attack else f"occlusion_{cfg.occlusion}",
+              "note": FGSM_NOTE if cfg.attack else OCCLUSION_NOTE,
+              "dataset": cfg.dataset, "split": cfg.split, "protocol": cfg.protocol,
+              "device": str(device), "models": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
+    if cfg.occlusion:
+        from eval.figures import plot_occlusion
+
+        plot_occlusion({r["name"]: (r["sides"], r["top1"]) for r in rows}, cfg.occlusion,
+                       out / f"occlusion_{cfg.occlusion}.png")
+    atomic_write_json(out / "robustness.json", result)
+    return result
