@@ -1,0 +1,303 @@
+"""``evaluate-scoremaps``: saved score maps + wsolevaluation metadata in, numbers out. No torch.
+
+Inputs (protocol sections 1.5, 2, 3, 4):
+
+* ``metadata_dir``: a wsolevaluation split folder (:func:`eval.metadata.read_split`);
+* ``scoremap_dir``: one ``<scoremap_dir>/<image_id>.npy`` per image (image id as written in
+  ``image_ids.txt``, e.g. ``001.Black_footed_Albatross/x.jpg.npy``), a 2-D float map in ``[0, 1]``
+  (usually 224x224; GT boxes are rescaled to the map's size by the wsolevaluation rule);
+* box data (CUB, ImageNet): MaxBoxAcc / MaxBoxAccV2 (:class:`eval.metrics.BoxAccuracy`) and the old
+  fixed-threshold GT-known localization (:class:`eval.metrics.TopKLocalization`, on the saved maps);
+  with ``predictions`` (CSV ``image_id,pred1[,pred2,...]``, best first, 0-based classes) also
+  top-1 / top-5 localization and classification;
+* mask data (OpenImages): PxAP (:class:`eval.metrics.PxAP`); ``mask_root`` is the folder the mask
+  paths of ``localization.txt`` are relative to.
+
+Streaming: maps are read one at a time by worker processes (``workers``; results identical for
+any number) and reduced to per-image hits / histograms; nothing holds all maps.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eval.boxes import iou_inclusive, rescale_boxes_wsolevaluation
+from eval.errors import InputError
+from eval.metadata import read_split
+from eval.metrics import (BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_edges,
+                          pxap_histograms)
+from eval.sweep import (HAVE_NUMBA, SweepPool, box_at_fixed_threshold, default_workers, sweep,
+                        thresholds_from_interval)
+
+__all__ = ["evaluate_scoremaps", "read_predictions", "load_gt_mask", "scoremap_path",
+           "MISSING_SHOWN"]
+
+MISSING_SHOWN = 5  # how many missing files an error message lists
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a worker needs to score one image (picklable)."""
+
+    thresholds: np.ndarray
+    iou_thresholds: tuple[float, ...]
+    multi_contour: bool
+    method: str
+    sigma: float
+    normalize: str
+    binarize: str
+    pxap_edges: np.ndarray | None
+    mask_root: str | None
+
+
+def scoremap_path(scoremap_dir: str | os.PathLike, image_id: str) -> Path:
+    """``<scoremap_dir>/<image_id>.npy`` (``np.save`` appends ``.npy`` to the image id)."""
+    return Path(scoremap_dir) / (image_id + ".npy")
+
+
+def load_scoremap(path: Path, image_id: str) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"score map of {image_id!r} not found: {path}") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"score map of {image_id!r} ({path}) is not a readable .npy array: {exc}") from None
+    return arr
+
+
+def load_gt_mask(mask_root: str | os.PathLike, mask_paths: Sequence[str], ignore_path: str | None,
+                 size: tuple[int, int], image_id: str = "") -> np.ndarray:
+    """The wsolevaluation GT mask of one image (protocol 3.2): uint8 ``[H, W]``, 1 foreground,
+    0 background, 255 ignore. ``size`` is ``(width, height)``. Every instance PNG is read in
+    grayscale, resized with ``INTER_NEAREST`` and thresholded at ``> 0.5``; they are OR-ed into the
+    foreground; the ignore PNG (if any) the same way, and ignore = ignore box minus foreground."""
+    root = Path(mask_root)
+
+    def read(rel: str) -> np.ndarray:
+        p = root / rel
+        img = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            what = "missing" if not p.exists() else "not a readable image"
+            raise InputError(f"mask of {image_id!r}: {p} is {what}")
+        return cv2.resize(img, size, interpolation=cv2.INTER_NEAREST) > 0.5
+
+    if not mask_paths:
+        raise InputError(f"mask of {image_id!r}: no instance mask listed")
+    fg = np.zeros((size[1], size[0]), dtype=bool)
+    for rel in mask_paths:
+        fg |= read(rel)
+    ignore = np.zeros_like(fg) if not ignore_path else read(ignore_path) & ~fg
+    return fg.astype(np.uint8) + 255 * ignore.astype(np.uint8)
+
+
+def _score_one(job: tuple) -> tuple:
+    """Worker: ``(image_id, path, boxes, orig_size, mask_paths, ignore_path, settings)`` ->
+    ``(hits [D, T] | None, old_iou | None, pxap_hist [2, bins] | None)``."""
+    image_id, path, boxes, orig_size, mask_paths, ignore_path, st = job
+    smap = load_scoremap(path, image_id)
+    where = f"score map of {image_id!r} ({path})"
+    if np.ndim(smap) != 2:
+        raise InputError(f"{where}: must be 2-D [H, W], got shape {np.shape(smap)}")
+    h, w = smap.shape
+    hits = old_iou = hist = None
+    if boxes is not None:
+        gt = rescale_boxes_wsolevaluation(boxes, orig_size, (w, h))
+        hits = sweep(smap, gt, st.thresholds, multi_contour=st.multi_contour,
+                     iou_thresholds=st.iou_thresholds, method=st.method, where=where).hits
+        box = box_at_fixed_threshold(smap, st.sigma, normalize=st.normalize, compare=st.binarize,
+                                     where=where)
+        old_iou = float(iou_inclusive(box, gt).max())
+    if mask_paths is not None:
+        mask = load_gt_mask(st.mask_root, mask_paths, ignore_path, (w, h), image_id)
+        hist = pxap_histograms(smap, mask, st.pxap_edges, where)
+    return hits, old_iou, hist
+
+
+def read_predictions(path: str | os.PathLike, image_ids: Sequence[str]) -> dict[str, list[int]]:
+    """Read ``image_id,pred1[,pred2,...]`` (best first, 0-based; an optional header line starting
+    with ``image_id`` is skipped). Every id of ``image_ids`` must be present with the same number of
+    predictions; extra ids are ignored. Errors name ``file:line``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"predictions file not found: {p}") from None
+    preds: dict[str, list[int]] = {}
+    width = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = [c.strip() for c in line.split(",")]
+        if lineno == 1 and parts[0] == "image_id":
+            continue
+        if len(parts) < 2 or not parts[0]:
+            raise InputError(f"{p}:{lineno}: expected image_id,pred1[,pred2,...], got {line[:120]!r}")
+        try:
+            vals = [int(c) for c in parts[1:]]
+        except ValueError:
+            raise InputError(f"{p}:{lineno}: predictions must be integer class indices, got {line[:120]!r}") from None
+        if width is None:
+            width = len(vals)
+        elif len(vals) != width:
+            raise InputError(f"{p}:{lineno}: {len(vals)} predictions, earlier lines have {width}")
+        if parts[0] in preds:
+            raise InputError(f"{p}:{lineno}: image id {parts[0]!r} appears twice")
+        preds[parts[0]] = vals
+    missing = [i for i in image_ids if i not in preds]
+    if missing:
+        raise InputError(f"{p}: no predictions for {len(missing)} of {len(image_ids)} images, e.g. "
+                         + ", ".join(repr(m) for m in missing[:MISSING_SHOWN]))
+    return preds
+
+
+def _check_files(scoremap_dir: Path, image_ids: Sequence[str]) -> list[Path]:
+    paths = [scoremap_path(scoremap_dir, i) for i in image_ids]
+    missing = [i for i, p in zip(image_ids, paths) if not p.is_file()]
+    if missing:
+        shown = "\n  ".join(str(scoremap_path(scoremap_dir, i)) for i in missing[:MISSING_SHOWN])
+        more = f"\n  ... and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        raise InputError(f"{len(missing)} of {len(image_ids)} score maps are missing in {scoremap_dir}:"
+                         f"\n  {shown}{more}")
+    return paths
+
+
+def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.PathLike, *,
+                       cam_curve_interval: float = 0.01, iou_thresholds: Sequence[float] = (30, 50, 70),
+                       multi_contour: bool = True, mask_root: str | os.PathLike | None = None,
+                       predictions: str | os.PathLike | None = None, workers: int | None = None,
+                       sigma: float = 0.15, normalize: str = "max", binarize: str = ">",
+                       iou_compare: str = ">", method: str = "auto",
+                       progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict]:
+    """Evaluate saved score maps against a wsolevaluation split.
+
+    Returns ``(result, per_image)``: ``result`` is the JSON-ready dict (see :mod:`eval.report`),
+    ``per_image`` the per-image columns (``image_id``, ``hit@<delta>`` at the selected thresholds,
+    ``gt_known_loc``, ``best_iou`` of the old protocol, and with predictions ``label``,
+    ``pred_top1``, ``top1_cls``, ``top5_cls``, ``top1_loc``, ``top5_loc``). ``workers`` defaults to
+    the number of cores; ``progress(done, total)`` is called after each image.
+    """
+    t0 = time.perf_counter()
+    meta = read_split(metadata_dir, strict=True)
+    ids = list(meta.image_ids)
+    if not ids:
+        raise InputError(f"{metadata_dir}: image_ids.txt lists no image")
+    if meta.kind == "none":
+        raise InputError(f"{metadata_dir}: localization.txt is empty or missing: nothing to evaluate")
+    if meta.kind == "masks" and mask_root is None:
+        raise InputError(f"{metadata_dir} holds masks (OpenImages layout): pass --mask-root, the folder "
+                         "the mask paths of localization.txt are relative to")
+    if mask_root is not None and not Path(mask_root).is_dir():
+        raise InputError(f"mask root {mask_root} is not a folder")
+    sdir = Path(scoremap_dir)
+    if not sdir.is_dir():
+        raise InputError(f"score map folder {sdir} does not exist")
+    paths = _check_files(sdir, ids)
+    preds = read_predictions(predictions, ids) if predictions is not None else None
+    if preds is not None and meta.kind != "boxes":
+        raise InputError("--predictions (top-1/top-5 localization) needs box annotations")
+
+    boxes_mode = meta.kind == "boxes"
+    st = _Settings(thresholds=thresholds_from_interval(cam_curve_interval),
+                   iou_thresholds=tuple(float(d) for d in iou_thresholds), multi_contour=multi_contour,
+                   method=method, sigma=float(sigma), normalize=normalize, binarize=binarize,
+                   pxap_edges=None if boxes_mode else pxap_edges(cam_curve_interval),
+                   mask_root=None if mask_root is None else str(mask_root))
+    box_acc = BoxAccuracy(cam_curve_interval, iou_thresholds=st.iou_thresholds,
+                          multi_contour=multi_contour, method=method) if boxes_mode else None
+    ks = tuple(k for k in (1, 5) if preds is not None and len(next(iter(preds.values()))) >= k)
+    old = TopKLocalization(sigma=sigma, iou=0.5, compare=iou_compare, normalize=normalize, k=ks,
+                           binarize=binarize) if boxes_mode else None
+    cls = Classification(k=ks) if ks else None
+    pxap = PxAP(cam_curve_interval) if not boxes_mode else None
+
+    jobs = ((iid, p, meta.boxes[iid] if boxes_mode else None,
+             meta.sizes.get(iid) if boxes_mode else None,
+             meta.masks.get(iid) if not boxes_mode else None,
+             meta.ignore.get(iid) if not boxes_mode else None, st)
+            for iid, p in zip(ids, paths))
+    n_workers = default_workers() if workers is None else max(1, int(workers))
+    labels_col: list[int] = []
+    old_ious: list[float] = []
+    with SweepPool(n_workers, chunksize=4) as pool:
+        for k, (hits, old_iou, hist) in enumerate(pool.imap(_score_one, jobs)):
+            iid = ids[k]
+            if box_acc is not None:
+                box_acc.add_hits(hits, [iid])
+                label = meta.labels[iid]
+                if ks:
+                    top = np.asarray([preds[iid][: max(ks)]])
+                    old.add_ious([old_iou], [label], top, [iid])
+                    cls.update([label], top, [iid])
+                else:
+                    old.add_ious([old_iou], image_ids=[iid])
+                old_ious.append(old_iou)
+                labels_col.append(label)
+            if pxap is not None:
+                pxap.add_histograms(hist, [iid])
+            if progress is not None:
+                progress(k + 1, len(ids))
+
+    result: dict = {"num_images": len(ids), "cam_curve_interval": float(cam_curve_interval)}
+    per_image: dict = {"image_id": ids}
+    protocols = []
+    ci: dict = {}
+    if box_acc is not None:
+        r = box_acc.compute()
+        result.update({k: r[k] for k in ("MaxBoxAcc", "MaxBoxAccV2", "best_threshold")})
+        result["iou_thresholds"] = r["settings"]["iou_thresholds"]
+        result["multi_contour"] = multi_contour
+        curve = {"thresholds": st.thresholds.tolist(), **r["box_acc"]}
+        ci.update(r["ci95"])
+        protocols.append(r["protocol"])
+        sel = box_acc.selected_hits()
+        for j, key in enumerate(r["MaxBoxAcc"]):
+            per_image[f"hit@{key}"] = sel[:, j].tolist()
+        o = old.compute()
+        for name in o["metrics"]:
+            result[name] = o[name]
+        ci.update(o["ci95"])
+        protocols.append(o["protocol"] + " (computed on the saved score maps)")
+        oh = old.per_image_hits()
+        for j, name in enumerate(o["metrics"]):
+            per_image[name] = oh[:, j].tolist()
+        per_image["best_iou"] = old_ious
+        per_image["label"] = labels_col
+        if cls is not None:
+            c = cls.compute()
+            for name in c["metrics"]:
+                result[name] = c[name]
+            ci.update(c["ci95"])
+            ch = cls.per_image_hits()
+            per_image["pred_top1"] = [preds[i][0] for i in ids]
+            for j, name in enumerate(c["metrics"]):
+                per_image[name] = ch[:, j].tolist()
+            result["predictions"] = str(predictions)
+    if pxap is not None:
+        r = pxap.compute()
+        result["PxAP"] = r["PxAP"]
+        ci.update(r["ci95"])
+        protocols.append(r["protocol"])
+    result["ci95"] = ci
+    result["ci_method"] = "percentile bootstrap over images (1000 resamples, seed 0); box metrics at the selected tau"
+    result["protocol"] = "; ".join(protocols)
+    result["settings"] = {
+        "metadata_dir": str(metadata_dir), "scoremap_dir": str(scoremap_dir),
+        "mask_root": None if mask_root is None else str(mask_root),
+        "sweep_method": ("numba" if HAVE_NUMBA else "opencv") if method == "auto" else method,
+        "old_protocol": {"sigma": float(sigma), "normalize": normalize, "binarize": binarize,
+                         "iou": 0.5, "compare": iou_compare},
+        "workers": n_workers,
+        "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
+    }
+    if box_acc is not None:
+        result["BoxAcc_curve"] = curve  # long lists last
+    result["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
+    return result, per_image

@@ -1,0 +1,66 @@
+"""Batch augmentations: Cutout, Mixup, CutMix and the CutMix paper's variants, one registry.
+
+Every entry follows one call convention (see :mod:`wsol.augment.base`)::
+
+    aug = build_augmentation("cutmix", num_classes=200, beta=1.0)
+    images, soft_targets = aug(images, labels, generator=g)   # [B,3,H,W], [B] or [B,K] -> [B,K]
+
+``feature_cutmix`` mixes inside the network: use ``aug.plan(...)`` (see :mod:`wsol.augment.feature`).
+``cutmix_scheduled`` reads ``aug.progress`` (in [0, 1]) that the trainer sets every step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from wsol.augment.base import Augmentation, to_soft
+from wsol.augment.cutmix import (CenterGaussianCutMix, CompleteLabelCutMix, CutMix, CutPlan,
+                                 FixedSizeCutMix, OneHotCutMix, ScheduledCutMix)
+from wsol.augment.feature import FeatureCutMix, FeatureMixPlan
+from wsol.augment.simple import Cutout, Mixup, NoAugmentation
+from wsol.errors import UserError
+from wsol.registry import Registry
+
+AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
+
+_ENTRIES: list[tuple[str, type[Augmentation], str]] = [
+    ("none", NoAugmentation, "no augmentation (one-hot targets)"),
+    ("cutout", Cutout, "Cutout: zero a square hole per image (size, n_holes, prob)"),
+    ("mixup", Mixup, "Mixup: blend two images and labels, lambda ~ Beta(alpha, alpha)"),
+    ("cutmix", CutMix, "CutMix: paste a box of another image, labels by area (beta, prob)"),
+    ("cutmix_center_gaussian", CenterGaussianCutMix,
+     "CutMix with the box centre ~ Gaussian around the image centre (sigma)"),
+    ("cutmix_fixed_size", FixedSizeCutMix, "CutMix with a fixed box side (side=0.5 of the image)"),
+    ("cutmix_scheduled", ScheduledCutMix, "CutMix whose probability rises 0 -> prob over training"),
+    ("cutmix_one_hot", OneHotCutMix, "CutMix with the label of the larger area"),
+    ("cutmix_complete_label", CompleteLabelCutMix, "CutMix with 0.5 / 0.5 labels"),
+    ("feature_cutmix", FeatureCutMix, "CutMix of feature maps at layer 0..4 (layer=1 default)"),
+]
+for _name, _cls, _help in _ENTRIES:
+    AUGMENTATIONS.register(_name, help=_help)(_cls)
+
+
+def build_augmentation(name: str, num_classes: int, **options: Any) -> Augmentation:
+    """Create the augmentation ``name`` for ``num_classes`` classes with keyword ``options``.
+
+    Unknown names or keywords raise :class:`~wsol.errors.UserError` listing the valid ones.
+    """
+    cls = AUGMENTATIONS.get(name)
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p not in ("self", "num_classes")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UserError(f"augmentation {name!r} has no option(s) {', '.join(unknown)}; "
+                        f"valid: {', '.join(valid) or '(none)'}")
+    aug = cls(num_classes=num_classes, **options)
+    aug.name = name
+    return aug
+
+
+__all__ = [
+    "AUGMENTATIONS", "build_augmentation", "Augmentation", "to_soft",
+    "NoAugmentation", "Cutout", "Mixup", "CutMix", "CutPlan", "CenterGaussianCutMix",
+    "FixedSizeCutMix", "ScheduledCutMix", "OneHotCutMix", "CompleteLabelCutMix",
+    "FeatureCutMix", "FeatureMixPlan",
+]

@@ -1,0 +1,154 @@
+"""``wsol evaluate-scoremaps``: saved score maps + wsolevaluation metadata -> metrics JSON.
+
+Light start-up: this module imports only argparse/os; the evaluation (numpy, OpenCV, numba, never
+torch) is imported inside :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "MaxBoxAcc, MaxBoxAccV2, PxAP (and top-1/top-5 loc) of saved score maps, exact and fast"
+DESCRIPTION = HELP + """
+
+Reads SCOREMAP_DIR/<image_id>.npy (the image id as in image_ids.txt, e.g.
+001.Black_footed_Albatross/x.jpg.npy; 2-D float maps in [0, 1], normally 224x224) for every image
+of a wsolevaluation metadata split, and computes the wsolevaluation metrics with the same numbers
+as its reference code (thresholds np.arange(0, 1, interval), uint8 quantization, contours of
+RETR_TREE; --largest-contour for V1), each with a 95% bootstrap interval at the selected threshold.
+Box splits also get the old fixed-threshold GT-known localization (sigma 0.15, on the saved maps);
+--predictions adds top-1 / top-5 localization and classification. Mask splits (OpenImages) need
+--mask-root and give PxAP. Percentages are 0-100.
+
+Writes OUTPUT (JSON: num_images, cam_curve_interval, MaxBoxAcc, MaxBoxAccV2, best_threshold,
+PxAP, ci95, protocol, ...) and, for box splits, OUTPUT's stem + .per_image.csv (for wsol compare).
+
+Examples:
+  wsol evaluate-scoremaps --metadata-dir metadata/CUB/test --scoremap-dir runs/cub/scoremaps \\
+      --output cub_test.json
+  wsol evaluate-scoremaps --metadata-dir metadata/ILSVRC/val --scoremap-dir maps \\
+      --cam-curve-interval 0.001 --largest-contour --output v1.json
+  wsol evaluate-scoremaps --metadata-dir metadata/OpenImages/test --scoremap-dir maps \\
+      --mask-root dataset/OpenImages --output pxap.json
+"""
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _positive_interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0.0 < v < 1.0):
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {v}")
+    return v
+
+
+def _iou(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
+    if not (0.0 <= v <= 100.0):
+        raise argparse.ArgumentTypeError(f"IoU thresholds are percentages in [0, 100], got {v}")
+    return int(v) if v.is_integer() else v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metadata-dir", required=True,
+                        help="wsolevaluation metadata split folder (image_ids.txt, class_labels.txt, "
+                             "image_sizes.txt, localization.txt)")
+    parser.add_argument("--scoremap-dir", required=True, help="folder with <image_id>.npy score maps")
+    parser.add_argument("--cam-curve-interval", type=_positive_interval, default=0.01,
+                        help="threshold step: thresholds np.arange(0, 1, step) (default: %(default)s; "
+                             "wsolevaluation's main.py uses 0.001)")
+    parser.add_argument("--iou-thresholds", type=_iou, nargs="+", default=[30, 50, 70],
+                        help="IoU thresholds in percent (default: 30 50 70)")
+    parser.add_argument("--largest-contour", action="store_true",
+                        help="V1: box of the largest contour only (default: boxes of all contours, V2)")
+    parser.add_argument("--mask-root", default=None,
+                        help="PxAP for mask splits: folder the mask paths of localization.txt are relative to")
+    parser.add_argument("--predictions", default=None,
+                        help="CSV image_id,pred1[,pred2,...] (best first, 0-based): adds top-1/top-5 "
+                             "localization and classification")
+    parser.add_argument("--sigma", type=float, default=0.15,
+                        help="old protocol: threshold as a fraction of the map's max (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"worker processes (default: number of cores, here {_cores()})")
+    parser.add_argument("--output", default=None, help="result JSON path (default: print the JSON)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _summary(result: dict) -> str:
+    lines = [f"images: {result['num_images']}"]
+    ci = result.get("ci95", {})
+
+    def cell(name: str, value: float, key: str) -> str:
+        lo_hi = ci.get(key)
+        return f"{name:<16} {value:6.2f}" + (f"   [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
+
+    for delta, v in result.get("MaxBoxAcc", {}).items():
+        tau = result.get("best_threshold", {}).get(delta)
+        lines.append(cell(f"MaxBoxAcc@{delta}", v, f"MaxBoxAcc@{delta}") + f"   tau={tau:.3f}")
+    if "MaxBoxAccV2" in result:
+        lines.append(cell("MaxBoxAccV2", result["MaxBoxAccV2"], "MaxBoxAccV2"))
+    for key in ("PxAP", "top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls"):
+        if key in result:
+            lines.append(cell(key, result[key], key))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from eval.io import refuse_overwrite
+    from eval.report import to_jsonable, write_result
+    from eval.scoremaps import evaluate_scoremaps
+
+    if args.output is not None:
+        refuse_overwrite(args.output, args.overwrite)
+    if args.workers is not None and args.workers < 1:
+        from eval.errors import InputError
+
+        raise InputError(f"--workers must be >= 1, got {args.workers}")
+    bar = None
+    progress = None
+    if not args.no_progress and sys.stderr.isatty():
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover
+            tqdm = None
+        if tqdm is not None:
+            state: dict = {}
+
+            def progress(done: int, total: int) -> None:
+                if "bar" not in state:
+                    state["bar"] = tqdm(total=total, unit="img", desc="evaluate-scoremaps")
+                state["bar"].update(1)
+            bar = state
+    result, per_image = evaluate_scoremaps(
+        args.metadata_dir, args.scoremap_dir, cam_curve_interval=args.cam_curve_interval,
+        iou_thresholds=args.iou_thresholds, multi_contour=not args.largest_contour,
+        mask_root=args.mask_root, predictions=args.predictions,
+        workers=args.workers if args.workers is not None else _cores(), sigma=args.sigma,
+        progress=progress)
+    if bar and "bar" in bar:
+        bar["bar"].close()
+    has_boxes = "MaxBoxAcc" in result
+    if args.output is not None:
+        write_result(args.output, result, per_image=per_image if has_boxes else None,
+                     overwrite=args.overwrite)
+        print(_summary(result))
+        print(f"wrote {args.output}")
+    else:
+        print(json.dumps(to_jsonable(result), indent=2))
+    return 0

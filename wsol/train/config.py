@@ -1,0 +1,172 @@
+"""The training configuration: one flat dataclass; recipes (YAML) and ``--set`` fill it.
+
+Every field is read by the trainer (a test checks it); :func:`config_from_dict` rejects unknown
+keys and wrong types with an error naming the key and its source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from wsol.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs. ``lr_milestones`` are 0-based epoch indices; logs and
+    checkpoints count completed epochs (``epoch: 3`` = three epochs done)."""
+
+    # -- provenance ---------------------------------------------------------------------------
+    recipe: str = ""                 # name or file of the recipe this config came from (recorded)
+
+    # -- model --------------------------------------------------------------------------------
+    model: str = "small_cnn"         # wsol.models.create_model name
+    model_options: dict = field(default_factory=dict)  # create_model keywords (pretrained, ...)
+
+    # -- data ---------------------------------------------------------------------------------
+    dataset: str = "synthetic"       # wsol.data.DATASETS name
+    data_root: str = ""              # dataset root folder (required)
+    metadata_dir: str | None = None  # wsolevaluation metadata folder (dataset wsolevaluation)
+    train_split: str = "train"
+    image_size: int | None = None    # crop side S (None: the dataset's, 224 real / 64 synthetic);
+                                     # train: resize to round(S*256/224) square, random crop S, flip
+    cache_images: bool = False       # decode every train image once into a uint8 tensor in memory
+    workers: int = 0                 # DataLoader worker processes (not used with cache_images)
+
+    # -- augmentation -------------------------------------------------------------------------
+    aug: str = "none"                # wsol.augment.AUGMENTATIONS name
+    aug_options: dict = field(default_factory=dict)  # per aug name: its keywords ({cutmix: {beta: 1.0}})
+
+    # -- optimization (SGD) -------------------------------------------------------------------
+    epochs: int = 1
+    batch_size: int = 32             # global batch (split evenly over distributed processes)
+    lr: float = 0.01                 # learning rate of the base group
+    lr_high_params: list[str] = field(default_factory=list)  # fnmatch globs of the high-lr group
+    lr_high_mult: float = 1.0        # lr multiplier of that group
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    lr_milestones: list[int] = field(default_factory=list)  # 0-based epochs where lr *= lr_gamma
+    lr_gamma: float = 0.1
+    label_smoothing: float = 0.0
+
+    # -- validation ---------------------------------------------------------------------------
+    val_split: str | None = None     # held-out split with boxes (None: no validation)
+    val_every: int = 0               # validate every N epochs and after the last (0: never)
+    val_preset: str = "wsolevaluation"
+    val_batch_size: int = 64
+    val_cam_method: str = "cam"
+
+    # -- runtime ------------------------------------------------------------------------------
+    seed: int = 0
+    device: str | None = None        # None: cuda when available, else cpu
+    threads: int = 0                 # torch.set_num_threads (0: leave torch's default)
+    amp: bool = True                 # bf16 autocast (CUDA only)
+    channels_last: bool = True       # channels_last memory format (CPU and CUDA; checkpoints
+                                     # are saved contiguous)
+    compile: bool = False            # torch.compile the training module
+    sync_bn: bool = False            # SyncBatchNorm under DistributedDataParallel (CUDA only)
+    progress: bool = True            # tqdm bar (also off when stderr is not a terminal)
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _type_of(name: str) -> Any:
+    return typing.get_type_hints(TrainConfig)[name]
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def coerce(name: str, value: Any, source: str = "") -> Any:
+    """Check ``value`` against the type of field ``name``; return it (ints widen to floats).
+
+    Raises :class:`UserError` naming ``source`` and the key for unknown keys or wrong types.
+    """
+    where = f"{source}: " if source else ""
+    if name not in FIELDS:
+        raise UserError(f"{where}unknown training key {name!r}; valid keys: {', '.join(FIELDS)}")
+    tp = _type_of(name)
+    out = _coerce(tp, value)
+    if out is _BAD:
+        raise UserError(f"{where}key {name!r} must be {_describe(tp)}; got {value!r}")
+    return out
+
+
+_BAD = object()
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            out = _coerce(arg, value)
+            if out is not _BAD:
+                return out
+        return _BAD
+    if tp is type(None):
+        return None if value is None else _BAD
+    if tp is bool:
+        return value if isinstance(value, bool) else _BAD
+    if tp is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _BAD
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return _BAD
+    if tp is str:
+        return value if isinstance(value, str) else _BAD
+    if tp is dict or origin is dict:
+        return dict(value) if isinstance(value, dict) else _BAD
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            return _BAD
+        (inner,) = typing.get_args(tp)
+        items = [_coerce(inner, v) for v in value]
+        return _BAD if any(i is _BAD for i in items) else items
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def config_from_dict(values: dict[str, Any], source: str = "") -> TrainConfig:
+    """A :class:`TrainConfig` from a mapping of field values (checked by :func:`coerce`)."""
+    if not isinstance(values, dict):
+        raise UserError(f"{source or 'config'} must be a mapping of keys to values")
+    return TrainConfig(**{k: coerce(k, v, source) for k, v in values.items()})
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-data dict of ``cfg`` (YAML/JSON safe)."""
+    return dataclasses.asdict(cfg)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    """Range checks across fields; raises :class:`UserError` naming the key."""
+    checks = [
+        (cfg.epochs >= 1, "epochs must be >= 1"),
+        (cfg.batch_size >= 1, "batch_size must be >= 1"),
+        (cfg.lr > 0, "lr must be > 0"),
+        (cfg.lr_high_mult > 0, "lr_high_mult must be > 0"),
+        (0 <= cfg.momentum < 1, "momentum must be in [0, 1)"),
+        (not cfg.nesterov or cfg.momentum > 0, "nesterov needs momentum > 0"),
+        (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
+        (0 < cfg.lr_gamma <= 1, "lr_gamma must be in (0, 1]"),
+        (all(m >= 1 for m in cfg.lr_milestones), "lr_milestones must be epochs >= 1"),
+        (0 <= cfg.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
+        (cfg.image_size is None or cfg.image_size >= 8, "image_size must be >= 8"),
+        (cfg.workers >= 0, "workers must be >= 0"),
+        (cfg.val_every >= 0, "val_every must be >= 0"),
+        (cfg.val_batch_size >= 1, "val_batch_size must be >= 1"),
+        (cfg.threads >= 0, "threads must be >= 0"),
+        (bool(cfg.data_root), "data_root is required (e.g. --set data_root=DIR)"),
+        (cfg.val_every == 0 or cfg.val_split is not None, "val_every > 0 needs a val_split"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"training config: {message}")
+    return cfg

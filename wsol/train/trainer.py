@@ -1,0 +1,320 @@
+"""The training loop: ``train(config, out_dir, resume=False) -> Path`` (of ``last.pt``).
+
+Per epoch: lr from the step schedule, the seeded epoch plan (:mod:`wsol.train.data`), batch
+augmentation with a generator seeded by ``(seed, epoch, rank)``, soft-target cross entropy, SGD.
+Then (main process) ``last.pt`` is written atomically, ``best.pt`` when validation MaxBoxAccV2
+improves, and one line is appended to ``log.jsonl``. Everything an epoch draws depends on
+``(seed, epoch, rank)`` and the saved model/optimizer state, so ``resume`` from ``last.pt`` gives
+the same weights as an uninterrupted run (bit-exact on CPU).
+
+Out dir: ``config.yaml`` / ``config.json`` (resolved config), ``last.pt``, ``best.pt``
+(with validation), ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from wsol.errors import UserError
+from wsol.train import distributed as D
+from wsol.train.config import TrainConfig, config_to_dict, validate
+from wsol.train.data import LoaderTrainSet, MemoryTrainSet, derive_seed, epoch_batches
+from wsol.train.optim import build_sgd, lr_factor, set_epoch_lr, soft_cross_entropy
+
+#: config keys that may change between a run and its resume (they do not change the result)
+RESUME_MAY_CHANGE = ("recipe", "epochs", "data_root", "metadata_dir", "device", "threads",
+                     "progress", "workers", "val_every", "val_batch_size", "compile", "amp",
+                     "channels_last", "sync_bn")
+
+
+class TrainModule(nn.Module):
+    """The model as trained: ``forward(x, plan=None)``; with a feature-level CutMix plan the
+    model's stages run one by one and ``plan.mix`` is applied before stage ``plan.layer``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, plan: Any = None) -> Tensor:
+        if plan is None:
+            return self.model(x)
+        stages = self.model.stages()
+        if not 0 <= plan.layer < len(stages):
+            raise UserError(f"feature-level CutMix layer {plan.layer} is outside the model's "
+                            f"{len(stages)} stages")
+        for i, stage in enumerate(stages):
+            if i == plan.layer:
+                x = plan.mix(x)
+            x = stage(x)
+        return self.model.forward_head(x)
+
+
+def _build_train_set(cfg: TrainConfig, device: torch.device):
+    from wsol.data import build_dataset
+
+    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, metadata_dir=cfg.metadata_dir,
+                       train=True, size=cfg.image_size)
+    if cfg.cache_images:
+        return MemoryTrainSet(ds)
+    return LoaderTrainSet(ds, workers=cfg.workers, pin_memory=device.type == "cuda")
+
+
+def _build_val_set(cfg: TrainConfig):
+    if not cfg.val_every:
+        return None
+    from wsol.data import build_dataset
+
+    return build_dataset(cfg.dataset, cfg.data_root, cfg.val_split, metadata_dir=cfg.metadata_dir,
+                         preset=cfg.val_preset, train=False, size=cfg.image_size)
+
+
+def run_validation(model: nn.Module, dataset, cfg: TrainConfig, device: torch.device) -> dict:
+    """MaxBoxAccV2, top-1 loc, ... of ``model`` on the held-out ``dataset`` (eval mode)."""
+    from wsol.evaluate import evaluate_model
+
+    was_training = model.training
+    model.eval()
+    try:
+        return evaluate_model(model, dataset, device=device, batch_size=cfg.val_batch_size,
+                              cam_method=cfg.val_cam_method, workers=0,
+                              progress=cfg.progress and sys.stderr.isatty())
+    finally:
+        model.train(was_training)
+
+
+def _save_config(cfg: TrainConfig, out: Path) -> None:
+    import yaml
+
+    from wsol.io import atomic_write_json, atomic_write_text
+
+    data = config_to_dict(cfg)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    atomic_write_json(out / "config.json", data)
+
+
+def _check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
+    now = config_to_dict(cfg)
+    diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
+    if diff:
+        details = "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+        raise UserError(f"cannot resume {path}: the config differs in {details} "
+                        "(use a new --out for a different run)")
+
+
+def _read_log(path: Path, upto_epoch: int) -> list[str]:
+    if not path.exists():
+        return []
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    return [ln for ln in lines if json.loads(ln).get("epoch", 0) <= upto_epoch]
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Path:
+    """Train as ``config`` says, writing into ``out_dir``; return the path of ``last.pt``.
+
+    ``resume``: continue from ``out_dir/last.pt`` if it exists (else start fresh). Without it an
+    existing ``last.pt`` is an error. Under ``torchrun`` (``WORLD_SIZE > 1``) every process calls
+    this; rank 0 writes the files.
+    """
+    cfg = validate(config)
+    info = D.setup(cfg.device)
+    threads = torch.get_num_threads()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return _train(cfg, Path(out_dir), resume, info)
+    finally:
+        torch.set_num_threads(threads)  # a library call leaves the caller's setting alone
+        D.cleanup(info)
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
+    from wsol.augment import build_augmentation
+    from wsol.checkpoints import save_checkpoint
+    from wsol.models import create_model
+
+    device = info.device
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+    if last_path.exists() and not resume:
+        raise UserError(f"{last_path} exists; pass --resume to continue it or choose another --out")
+
+    train_set = _build_train_set(cfg, device)
+    val_set = _build_val_set(cfg) if info.is_main else None
+    num_classes = train_set.num_classes
+
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = create_model(cfg.model, num_classes, **cfg.model_options)
+    optimizer = build_sgd(model, lr=cfg.lr, high_patterns=cfg.lr_high_params,
+                          high_mult=cfg.lr_high_mult, momentum=cfg.momentum,
+                          nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    start_epoch, best, best_epoch = 0, float("-inf"), None
+    if resume and last_path.exists():
+        state = _load_resume_state(last_path)
+        _check_resume_config(state["config"], cfg, last_path)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = int(state["epoch"])
+        best = float(state.get("best_metric") if state.get("best_metric") is not None else "-inf")
+        best_epoch = state.get("best_epoch")
+        if info.is_main:
+            print(f"resuming {last_path} after epoch {start_epoch} of {cfg.epochs}", file=sys.stderr)
+
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if info.distributed and cfg.sync_bn:
+        if not cuda:
+            raise UserError("sync_bn needs CUDA (SyncBatchNorm does not run on CPU)")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    _move_optimizer_state(optimizer, device)
+    module: nn.Module = TrainModule(model)
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        module = DistributedDataParallel(module, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        module = torch.compile(module)
+
+    aug = build_augmentation(cfg.aug, num_classes, **cfg.aug_options.get(cfg.aug, {}))
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _save_config(cfg, out)
+        print(f"training {cfg.model} on {cfg.dataset} ({len(train_set)} images, {num_classes} "
+              f"classes) with aug {cfg.aug}, recipe {cfg.recipe or '(none)'}, {info.world_size} "
+              f"process(es) on {device}, epochs {start_epoch + 1}..{cfg.epochs} -> {out}",
+              file=sys.stderr, flush=True)
+        log_lines = _read_log(log_path, start_epoch)
+    n_steps = len(train_set) // cfg.batch_size
+    total_steps = n_steps * cfg.epochs
+
+    for epoch in range(start_epoch, cfg.epochs):
+        lrs = set_epoch_lr(optimizer, lr_factor(epoch, cfg.lr_milestones, cfg.lr_gamma))
+        batches = epoch_batches(len(train_set), cfg.batch_size, cfg.seed, epoch, info.world_size)
+        torch.manual_seed(derive_seed(cfg.seed, "torch", epoch, info.rank))
+        data_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "data", epoch))
+        aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "aug", epoch, info.rank))
+        stats = _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_gen,
+                           cfg, info, progress_at=(epoch * n_steps, total_steps),
+                           show=cfg.progress and info.is_main and sys.stderr.isatty(),
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        loss_sum, correct, seen, seconds = D.all_reduce_sum(
+            [stats["loss_sum"], stats["correct"], stats["seen"], stats["seconds"]], info)
+        seconds /= info.world_size
+        row: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / seen, "acc": correct / seen,
+                               "lr": lrs, "images_per_s": seen / seconds, "seconds": seconds,
+                               "images": int(seen)}
+        done = epoch + 1
+        validate_now = bool(cfg.val_every) and (done % cfg.val_every == 0 or done == cfg.epochs)
+        improved = False
+        if info.is_main:
+            if validate_now:
+                result = run_validation(model, val_set, cfg, device)
+                row["val"] = {k: result[k] for k in ("MaxBoxAccV2", "top1_loc", "top1_cls",
+                                                     "gt_known_loc") if k in result}
+                metric = float(result["MaxBoxAccV2"])
+                improved = metric > best
+                if improved:
+                    best, best_epoch = metric, done
+            extra = dict(epoch=done, config=config_to_dict(cfg), optimizer=optimizer.state_dict(),
+                         best_metric=best if best_epoch is not None else None,
+                         best_epoch=best_epoch, seed=cfg.seed, world_size=info.world_size,
+                         metrics=row)
+            to_save = _contiguous_copy(model) if cfg.channels_last else model
+            save_checkpoint(last_path, to_save, **extra)
+            if improved:
+                save_checkpoint(best_path, to_save, **extra)
+            log_lines.append(json.dumps(row))
+            from wsol.io import atomic_write_text
+
+            atomic_write_text(log_path, "\n".join(log_lines) + "\n")
+            if not (cfg.progress and sys.stderr.isatty()):
+                print(_summary(row), file=sys.stderr, flush=True)
+        D.barrier(info)
+    return last_path
+
+
+def _summary(row: dict) -> str:
+    text = (f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {100 * row['acc']:.1f}% "
+            f"lr {row['lr'][0]:.3g} {row['images_per_s']:.0f} img/s")
+    if "val" in row:
+        text += " | val " + " ".join(f"{k} {v:.2f}" for k, v in row["val"].items())
+    return text
+
+
+def _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_gen,
+               cfg: TrainConfig, info: D.DistInfo, progress_at: tuple[int, int], show: bool,
+               desc: str) -> dict:
+    from tqdm import tqdm
+
+    device = info.device
+    cuda = device.type == "cuda"
+    amp = cfg.amp and cuda
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    step0, total = progress_at
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(batches), desc=desc, disable=not show, leave=False, dynamic_ncols=True)
+    for step, (images, labels) in enumerate(
+            train_set.epoch(batches, data_gen, info.rank, info.world_size)):
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if hasattr(aug, "progress"):
+            aug.progress = min(1.0, (step0 + step) / max(1, total))
+        plan = None
+        if aug.feature_level:
+            plan = aug.plan(images, labels, generator=aug_gen)
+        else:
+            images, soft = aug(images, labels, generator=aug_gen)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = module(images, plan) if plan is not None else module(images)
+        if plan is not None:
+            soft = plan.targets()
+        loss = soft_cross_entropy(logits, soft.to(logits.device), cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = labels.shape[0]
+        loss_sum += float(loss.detach()) * n
+        correct += int((logits.detach().argmax(1) == labels).sum())
+        seen += n
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+    bar.close()
+    return {"loss_sum": loss_sum, "correct": correct, "seen": seen,
+            "seconds": time.perf_counter() - t0}
+
+
+def _contiguous_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with contiguous (NCHW) weights, so checkpoints load the usual way."""
+    import copy
+
+    return copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, Tensor):
+                state[k] = v.to(device)
+
+
+def _load_resume_state(path: Path) -> dict:
+    """The dict stored in ``last.pt`` (model weights, optimizer, epoch, config...)."""
+    from wsol.checkpoints import read_checkpoint
+
+    state = read_checkpoint(path, map_location="cpu")
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a training checkpoint of `wsol train`")
+    missing = [k for k in ("state_dict", "optimizer", "epoch", "config") if k not in state]
+    if missing:
+        raise UserError(f"{path} is not a training checkpoint of `wsol train` (missing {missing})")
+    return state
