@@ -3,7 +3,8 @@
 synthetic benchmark -> train baseline / Cutout / Mixup / CutMix (``synthetic_cpu``) -> evaluate the
 four -> compare (intervals, paired p-values) -> figures -> ``report.md``.
 
-Every stage runs the public CLI in a subprocess, so the demo exercises exactly what users run.
+Generation, trainings and evaluations run the public CLI in subprocesses (what users run, and
+the way to use both cores); comparison and figures call the same library functions in-process.
 Trainings run two at a time with one thread each (on a 2-core machine two single-threaded
 processes are far faster than one process with two threads fighting over the cores).
 A stage that finished leaves a ``.done`` stamp; a re-run skips it (``--fresh`` starts over).
@@ -11,7 +12,6 @@ A stage that finished leaves a ``.done`` stamp; a re-run skips it (``--fresh`` s
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -140,16 +140,16 @@ def run_demo(cfg: DemoConfig) -> Path:
     results = [str(root / "eval" / a / "result.json") for a in cfg.augs]
     names = [DISPLAY.get(a, a) for a in cfg.augs]
     st.say("4/5 comparing and drawing figures")
-    subprocess.run(_wsol("compare", *results, "--names", *names, "--out", str(root)), check=True)
-    ckpts = sum((["--checkpoint", str(root / "train" / a / "last.pt")] for a in cfg.augs), [])
-    subprocess.run(_wsol("figure", "grid", *ckpts, "--names", *names, "--dataset", "synthetic",
-                         "--data-root", str(data), "--split", "test", "--images", "6",
-                         "--select", "disagree", "--results", *results, "--seed", str(cfg.seed),
-                         "--out", str(root / "cam_grid.png")), check=True)
-    subprocess.run(_wsol("figure", "curves", *results, "--names", *names,
-                         "--out", str(root / "boxacc_curves.png")), check=True)
-    subprocess.run(_wsol("figure", "per-class", *results, "--names", *names,
-                         "--out", str(root / "per_class.png")), check=True)
+    from eval.tables import compare_results, write_comparison
+    from wsol import figure_job
+
+    write_comparison(compare_results(results, names), root / "comparison.md", root / "comparison.csv")
+    ckpts = [str(root / "train" / a / "last.pt") for a in cfg.augs]
+    figure_job.render_cam_grid(figure_job.GridConfig(
+        checkpoints=ckpts, names=names, dataset="synthetic", data_root=str(data), split="test", images=6,
+        select="disagree", results=results, seed=cfg.seed, device="cpu", out=str(root / "cam_grid.png")))
+    figure_job.render_curves(results, root / "boxacc_curves.png", names=names)
+    figure_job.render_per_class(results, root / "per_class.png", names=names)
 
     st.say("5/5 writing the report")
     report = write_report(root, cfg, names, results)
@@ -157,29 +157,58 @@ def run_demo(cfg: DemoConfig) -> Path:
     return report
 
 
-def summarize(names: Sequence[str], results: Sequence[dict]) -> str:
-    """One paragraph, written from the numbers, saying what they show (no claim is assumed)."""
-    def key(r: dict) -> float:
-        return r.get("MaxBoxAccV2", float("nan"))
-    best = max(range(len(results)), key=lambda i: key(results[i]))
-    base = results[0]
-    parts = [f"On the synthetic benchmark ({base.get('num_images', '?')} test images), "
-             f"{names[best]} has the highest MaxBoxAccV2 ({key(results[best]):.1f})."]
-    for name, res in zip(names[1:], results[1:]):
-        d_v2 = key(res) - key(base)
-        d_t1 = res.get("top1_loc", float("nan")) - base.get("top1_loc", float("nan"))
-        d_cls = res.get("top1_cls", float("nan")) - base.get("top1_cls", float("nan"))
-        parts.append(f"{name} vs {names[0]}: MaxBoxAccV2 {d_v2:+.1f}, top-1 loc {d_t1:+.1f}, "
-                     f"classification {d_cls:+.1f} points.")
-    parts.append("Differences whose paired McNemar p-value in the table above is >= 0.05 are not "
-                 "distinguishable from noise at this test-set size; one training seed per method.")
+HEADLINE = (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc"), ("gt_known_loc", "GT-known loc"),
+            ("top1_cls", "classification top-1"))
+
+
+def summarize(comp) -> str:
+    """One paragraph written from the numbers and their paired tests (no claim is assumed).
+
+    ``comp``: an :class:`eval.tables.Comparison` whose first model is the baseline.
+    """
+    names = comp.names
+    base = names[0]
+
+    def value(model: str, metric: str) -> float | None:
+        try:
+            return comp.row(model, metric).value
+        except KeyError:
+            return None
+
+    v2 = {n: value(n, "MaxBoxAccV2") for n in names}
+    best = max((n for n in names if v2[n] is not None), key=lambda n: v2[n], default=base)
+    parts = [f"{best} has the highest MaxBoxAccV2 ({v2[best]:.1f}, baseline {v2[base]:.1f})."]
+    for name in names[1:]:
+        claims, noise = [], []
+        for metric, label in HEADLINE:
+            try:
+                row = comp.row(name, metric)
+            except KeyError:
+                continue
+            if row.delta is None:
+                continue
+            text = f"{label} {row.delta:+.1f}"
+            if row.p_value is not None and row.p_value < 0.05:
+                claims.append(f"{text} (p = {row.p_value:.3g})")
+            else:
+                noise.append(text)
+        sentence = f"{name} vs {base}: "
+        sentence += ("significant: " + ", ".join(claims)) if claims else "no difference significant at p < 0.05"
+        if noise:
+            sentence += "; not significant: " + ", ".join(noise)
+        parts.append(sentence + ".")
+    parts.append("Each method was trained once (one seed) on a small synthetic benchmark, so these are "
+                 "findings about this run, not a verdict on the methods; whether CutMix's claimed "
+                 "localization gain appears here is exactly what the table measures.")
     return " ".join(parts)
 
 
 def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths: Sequence[str]) -> Path:
     from eval.io import atomic_write_text
 
-    results = [json.loads(Path(p).read_text()) for p in result_paths]
+    from eval.tables import compare_results
+
+    comp = compare_results(list(result_paths), names)
     table_md = (root / "comparison.md").read_text() if (root / "comparison.md").exists() else ""
     lines = ["# wsol-toolkit demo: baseline vs Cutout vs Mixup vs CutMix on the synthetic benchmark", "",
              f"{cfg.classes} classes, {cfg.train_per_class} training and {cfg.test_per_class} test images per "
@@ -187,7 +216,7 @@ def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths
              "Metrics in percent with 95 % bootstrap intervals; p-values are exact McNemar tests "
              "against the baseline on the same images.", "",
              "## Results", "", table_md, "",
-             "## What the numbers show", "", summarize(names, results), "",
+             "## What the numbers show", "", summarize(comp), "",
              "## Figures", "",
              "CAMs of the four models on the images where they disagree most (green: GT box, red: "
              "predicted box):", "", "![CAM grid](cam_grid.png)", "",
