@@ -492,8 +492,7 @@ def occlusion_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]
             ax.plot(np.asarray(sides, dtype=np.float64) / side, np.asarray(acc, dtype=np.float64),
                     color=st["color"], linestyle=st["linestyle"], marker=st["marker"], markersize=3,
                     markerfacecolor="white", markeredgewidth=0.8, label=name)
-        what = "zeroed centre square" if mode == "center" else "everything outside the centre square zeroed"
-        ax.set_title(f"{mode} occlusion ({what})")
+        ax.set_title("centre square zeroed" if mode == "center" else "outside the centre square zeroed")
         ax.set_xlabel("square side / image side")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_xlim(0, 1)
