@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from wsol.augment import AUGMENTATIONS
 from wsol.errors import UserError
-from wsol.train import TrainConfig, load_recipe, train
+from wsol.train import TrainConfig, train
 from wsol.train import trainer as trainer_mod
 from wsol.train.data import MemoryTrainSet, epoch_batches, local_slice
 from wsol.train.optim import soft_cross_entropy
@@ -111,6 +111,7 @@ def test_outputs_config_log_and_checkpoint(synth, tmp_path):
         assert 0 <= r["acc"] <= 1
     st = _state(last)
     assert st["arch"] == "small_cnn" and st["epoch"] == 2 and st["config"]["aug"] == "cutmix"
+    assert st["aug"] == "cutmix" and st["recipe"] == ""
     assert st["optimizer"]["param_groups"][1]["nesterov"] is True
     model = load_checkpoint(last)
     assert all(torch.equal(v, st["state_dict"][k]) for k, v in model.state_dict().items())

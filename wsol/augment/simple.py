@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from wsol.augment.base import (Augmentation, beta, box_mask, check_positive, check_prob, rand,
                                randint, randperm)

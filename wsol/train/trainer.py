@@ -7,6 +7,10 @@ improves, and one line is appended to ``log.jsonl``. Everything an epoch draws d
 ``(seed, epoch, rank)`` and the saved model/optimizer state, so ``resume`` from ``last.pt`` gives
 the same weights as an uninterrupted run (bit-exact on CPU).
 
+Distributed (``torchrun``): DDP averages the gradients of the processes' equal shares of each
+global batch; batch augmentation mixes within a process's share (partners come from the same
+process, so mixed batches differ from a single-process run); BatchNorm statistics are per process unless ``sync_bn`` (CUDA).
+
 Out dir: ``config.yaml`` / ``config.json`` (resolved config), ``last.pt``, ``best.pt``
 (with validation), ``log.jsonl``.
 """
@@ -222,7 +226,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
                 improved = metric > best
                 if improved:
                     best, best_epoch = metric, done
-            extra = dict(epoch=done, config=config_to_dict(cfg), optimizer=optimizer.state_dict(),
+            extra = dict(epoch=done, recipe=cfg.recipe, aug=cfg.aug, config=config_to_dict(cfg),
+                         optimizer=optimizer.state_dict(),
                          best_metric=best if best_epoch is not None else None,
                          best_epoch=best_epoch, seed=cfg.seed, world_size=info.world_size,
                          metrics=row)
