@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from cam.errors import CAMInputError
 from eval.errors import InputError
 from eval.evaluator import ImageScore, LocalizationEvaluator, ScoreSettings, score_image
 from wsol.errors import UserError
@@ -205,6 +206,12 @@ def _cams(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: 
     return postprocess(maps, size, "minmax"), postprocess(maps, size, "max"), logits
 
 
+def _not_finite(batch: dict, j: int, what: str) -> str:
+    """``what`` ("the CAM is", "the logits are") of batch item ``j`` is NaN/Inf: name the image."""
+    return (f"image {batch['image_id'][j]!r} (dataset index {int(batch['index'][j])}): {what} not finite "
+            "(NaN or Inf); check the image and the model's weights")
+
+
 def _save_scoremap(root: Path, image_id: str, smap: np.ndarray) -> None:
     from eval.io import atomic_write_bytes
     from eval.scoremaps import scoremap_path
@@ -285,7 +292,15 @@ def evaluate_model(model: nn.Module, dataset, *, device: torch.device | str | No
                 images = batch["image"].to(device, non_blocking=True)
                 labels = torch.as_tensor(batch["label"], device=device)
                 with torch.no_grad() if cam_method == "cam" else torch.enable_grad():
-                    mm, mx, logits = _cams(model, images, labels, cam_method)
+                    try:
+                        mm, mx, logits = _cams(model, images, labels, cam_method)
+                    except CAMInputError as exc:
+                        if getattr(exc, "index", None) is None:
+                            raise
+                        raise UserError(_not_finite(batch, exc.index, "the CAM is")) from exc
+                finite = torch.isfinite(logits.detach()).all(dim=1)
+                if not bool(finite.all()):
+                    raise UserError(_not_finite(batch, int((~finite).nonzero()[0, 0]), "the logits are"))
                 k = min(TOPK, logits.shape[1])
                 top = logits.float().topk(k, dim=1).indices.cpu().numpy()
                 mm_np = mm.cpu().numpy()
@@ -331,19 +346,13 @@ def software_versions() -> dict:
     versions = {"wsol-toolkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "torchvision": torchvision.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
                 "platform": platform.platform()}
-    try:
-        import pytorch_grad_cam  # noqa: F401
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        versions["grad-cam"] = version("grad-cam")
-    except Exception:  # pragma: no cover - grad-cam is a dependency
-        pass
-    try:
-        import numba
-
-        versions["numba"] = numba.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    for dist in ("grad-cam", "numba"):  # read from the metadata: importing grad-cam is slow
+        try:
+            versions[dist] = version(dist)
+        except PackageNotFoundError:  # pragma: no cover - both are dependencies
+            pass
     return versions
 
 
@@ -352,6 +361,27 @@ def _paths(output: str) -> dict[str, Path]:
     stem = out.with_suffix("") if out.suffix == ".json" else out
     return {"json": out, "per_class": Path(f"{stem}.per_class.csv"), "config": Path(f"{stem}.config.json"),
             "log": Path(f"{stem}.log.jsonl")}
+
+
+def _class_count_message(dataset, num_classes: int, checkpoint: str) -> str:
+    """Why ``dataset`` cannot be evaluated by a classifier with ``num_classes`` outputs, naming the
+    first image whose label is out of range and the file:line that gives it."""
+    msg = (f"the dataset has {dataset.num_classes} classes but the checkpoint's classifier has "
+           f"{num_classes} outputs ({checkpoint})")
+    bad = next((r for r in dataset.records if r.label >= num_classes), None)
+    if bad is not None:
+        where = getattr(bad, "label_source", "") or bad.source
+        msg += (f": label {bad.label} of image {bad.image_id!r}"
+                f"{f' ({where})' if where else ''} is out of range 0..{num_classes - 1}")
+    return msg
+
+
+def _loader_workers(workers: int, device: torch.device) -> int:
+    """DataLoader processes: image decoding overlaps the model and the sweeps. On a GPU up to 4;
+    on a CPU one when there are cores to spare (the main process runs the model)."""
+    if device.type == "cuda":
+        return min(workers, 4)
+    return 1 if workers >= 2 else 0
 
 
 def _shard(n: int, rank: int, world: int) -> list[int]:
@@ -411,8 +441,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                                 preset=cfg.protocol)
         num_classes = getattr(model, "num_classes", None)
         if num_classes is not None and dataset.num_classes > num_classes:
-            raise UserError(f"the dataset has {dataset.num_classes} classes but the checkpoint's classifier "
-                            f"has {num_classes} outputs ({cfg.checkpoint})")
+            raise UserError(_class_count_message(dataset, num_classes, cfg.checkpoint))
         ev = make_evaluator(dataset, cam_curve_interval=cfg.cam_curve_interval,
                             iou_thresholds=cfg.iou_thresholds, multi_contour=cfg.multi_contour, sigma=cfg.sigma)
         shard = _shard(len(dataset), info.rank, info.world_size)
@@ -438,7 +467,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                              cam_method=cfg.cam_method, workers=workers, indices=todo, evaluator=ev,
                              log_path=log, skip_bad=cfg.skip_bad, save_scoremaps=cfg.save_scoremaps,
                              scoremap_dtype=cfg.scoremap_dtype, progress=cfg.progress and info.is_main,
-                             loader_workers=min(workers, 4) if info.device.type == "cuda" else 0)
+                             loader_workers=_loader_workers(workers, info.device))
         skipped += out.skipped
         if info.distributed:
             import torch.distributed as dist
