@@ -47,7 +47,7 @@ def check_finite(maps: Tensor, offset: int = 0, what: str = "CAM") -> None:
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise CAMInputError(f"{what} of image at batch index {offset + i} is not finite (NaN or Inf): "
-                            "check the input image and the model's weights")
+                            "check the input image and the model's weights", index=offset + i)
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

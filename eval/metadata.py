@@ -74,6 +74,7 @@ class SplitMetadata:
     kind: str = "none"
     problems: list[Problem] = field(default_factory=list)
     id_lines: dict[str, int] = field(default_factory=dict)  # image id -> 1-based line in image_ids.txt
+    label_lines: dict[str, int] = field(default_factory=dict)  # image id -> 1-based line in class_labels.txt
 
     @property
     def num_boxes(self) -> int:
@@ -90,7 +91,9 @@ class SplitMetadata:
 
 
 def format_problems(problems: list[Problem], what: str, shown: int = _SHOWN_PROBLEMS) -> str:
-    """One message listing the first ``shown`` problems and the total count."""
+    """One message listing the first ``shown`` problems and the total count (one line for one problem)."""
+    if len(problems) == 1:
+        return f"{what}: {problems[0]}"
     lines = [str(p) for p in problems[:shown]]
     more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
     return (f"{len(problems)} problem(s) in {what}:\n  " + "\n  ".join(lines) + more)
@@ -255,6 +258,7 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
     fast = _fast_table(lines, 2)
     if fast is not None and _clean_ids(fast[0], meta, known, unique=True) and (fast[1] >= 0).all():
         meta.labels = dict(zip(fast[0], fast[1][:, 0].tolist()))
+        meta.label_lines = dict(zip(fast[0], range(1, len(lines) + 1)))
         return
     fmt = "<image_id>,<label>"
     first_line: dict[str, int] = {}
@@ -284,6 +288,7 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
             continue
         first_line[iid] = i
         meta.labels[iid] = label
+    meta.label_lines = first_line
     missing = [iid for iid in meta.image_ids if iid not in mentioned]
     _report_missing(meta, fname, missing, "has no valid label line")
 

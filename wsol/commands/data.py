@@ -15,7 +15,7 @@ DESCRIPTION = HELP + """
       --dataset synthetic (or cub).
 
   wsol data check --format {cub,imagenet,wsolevaluation,synthetic} --root DIR
-                  [--metadata-dir DIR] [--split SPLIT] [--annotations-only]
+                  [--metadata-dir DIR] [--split SPLIT] [--annotations-only] [--num-classes K]
       Prints one JSON object {"format", "split", "images", "classes", "boxes", "masks",
       "problems": [{"file", "line", "message"}]} listing every problem found. Exit status 0 when
       there is none, 1 otherwise.
@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--split", default="test", help="split to check (default: %(default)s; imagenet: train/val)")
     c.add_argument("--annotations-only", action="store_true",
                    help="check annotation files only; do not open images or masks")
+    c.add_argument("--num-classes", type=int, default=None, metavar="K",
+                   help="also list every label >= K (e.g. the classes of the model to evaluate; "
+                        "wsolevaluation metadata does not declare its class count)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
 
     from wsol.data.check import check_dataset
 
+    if args.num_classes is not None and args.num_classes < 1:
+        from wsol.errors import UserError
+
+        raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
+
     report = check_dataset(args.format, args.root, args.split, metadata_dir=args.metadata_dir,
-                           annotations_only=args.annotations_only)
+                           annotations_only=args.annotations_only, num_classes=args.num_classes)
     print(json.dumps(report, indent=2))
     return 0 if not report["problems"] else 1

@@ -11,15 +11,16 @@ from wsol.data.imagenet import IMAGE_EXTENSIONS
 from wsol.data.records import Record, Scan
 from wsol.errors import UserError
 
-__all__ = ["check_dataset", "check_images"]
+__all__ = ["check_dataset", "check_images", "check_labels"]
 
 
-def _source(record: Record) -> tuple[str, int | None]:
-    """``(file, line)`` of the annotation that refers to ``record``."""
-    file, sep, line = record.source.rpartition(":")
+def _source(record: Record, source: str | None = None) -> tuple[str, int | None]:
+    """``(file, line)`` of ``source`` (default: the annotation that refers to ``record``)."""
+    source = record.source if source is None else source
+    file, sep, line = source.rpartition(":")
     if sep and line.isdigit():
         return file, int(line)
-    return record.source or str(record.path), None
+    return source or str(record.path), None
 
 
 def check_images(scan: Scan) -> list[Problem]:
@@ -61,12 +62,26 @@ def _unannotated(scan: Scan) -> list[Problem]:
     return out
 
 
+def check_labels(scan: Scan, num_classes: int) -> list[Problem]:
+    """One problem per record whose 0-based label is not below ``num_classes`` (e.g. the classes of
+    the model to evaluate: wsolevaluation metadata does not declare a class count), at the
+    ``file:line`` that gives the label."""
+    problems = []
+    for r in scan.records:
+        if r.label >= num_classes:
+            file, line = _source(r, r.label_source or r.source)
+            problems.append(Problem(file, line, f"label {r.label} of {r.image_id!r} is out of range for "
+                                                f"{num_classes} classes (0-based labels 0..{num_classes - 1})"))
+    return problems
+
+
 def check_dataset(fmt: str, root: str | Path, split: str, *, metadata_dir: str | Path | None = None,
-                  annotations_only: bool = False) -> dict:
+                  annotations_only: bool = False, num_classes: int | None = None) -> dict:
     """The ``wsol data check`` report: ``{"format", "split", "images", "classes", "boxes", "masks",
     "problems": [{"file", "line", "message"}]}`` (``line`` 1-based or ``None``).
 
     ``annotations_only`` checks the annotation files without opening any image or mask.
+    ``num_classes``: also list every label ``>= num_classes`` (:func:`check_labels`).
     A tree that cannot be read at all (missing root or metadata, unknown split) gives a report with
     no images and that one problem.
     """
@@ -77,6 +92,8 @@ def check_dataset(fmt: str, root: str | Path, split: str, *, metadata_dir: str |
         return {"format": fmt, "split": split, "images": 0, "classes": 0, "boxes": 0, "masks": 0,
                 "problems": [Problem(where, None, str(exc)).as_dict()]}
     problems = list(scan.problems)
+    if num_classes is not None:
+        problems.extend(check_labels(scan, num_classes))
     if not annotations_only:
         problems.extend(check_images(scan))
     return {

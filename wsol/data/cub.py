@@ -10,7 +10,9 @@
 
 Box reading: ``(x0, y0, x1, y1) = (floor(x), floor(y), floor(x + w), floor(y + h))`` inclusive.
 This is the reading wsolevaluation's CUB metadata uses (image 1: ``60 27 325 304`` gives
-``60,27,385,331``), so boxes from the raw files equal the metadata's. Image ids are the paths under
+``60,27,385,331``), so boxes from the raw files equal the metadata's. A box with a negative value
+or a zero width or height is rejected (a problem naming its line), never repaired; so is a second
+image number for a file already listed. Image ids are the paths under
 ``images/`` (the wsolevaluation CUB ids). Labels are 0-based (``k - 1``).
 
 Synthetic trees add ``synthetic_split.txt`` ``"<id> <train|val|test>"`` (their
@@ -82,6 +84,8 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
     n_classes = len(class_names)
 
     images: dict[int, tuple[int, str]] = {}
+    by_path: dict[str, tuple[int, int]] = {}  # image path -> (image number, line): ids must be unique
+    rejected: set[int] = set()  # numbers whose images.txt line was rejected (already reported)
     for lineno, (sid, rel) in read_table(f_images, 2, "'<image_id> <class>/<file>'", problems):
         iid = _parse_int(sid)
         if iid is None:
@@ -89,8 +93,14 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
         elif iid in images:
             problems.append(Problem(str(f_images), lineno, f"duplicate image number {iid} (first on line "
                                                            f"{images[iid][0]}); line skipped"))
+        elif rel in by_path:
+            first, first_line = by_path[rel]
+            problems.append(Problem(str(f_images), lineno, f"duplicate image {rel!r}: already image number "
+                                                           f"{first} (line {first_line}); line skipped"))
+            rejected.add(iid)
         else:
             images[iid] = (lineno, rel)
+            by_path[rel] = (iid, lineno)
 
     def per_image(path: Path, ncols: int, fmt: str) -> dict[int, tuple[int, list[str]]]:
         out: dict[int, tuple[int, list[str]]] = {}
@@ -99,6 +109,8 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
             if iid is None:
                 problems.append(Problem(str(path), lineno, f"image number {parts[0]!r} is not an integer; "
                                                            "line skipped"))
+            elif iid in rejected:
+                continue
             elif iid not in images:
                 problems.append(Problem(str(path), lineno, f"image number {iid} is not in images.txt; line skipped"))
             elif iid in out:
@@ -154,7 +166,7 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
                 box = box_or_err
         mask_paths = (seg_root / Path(rel).with_suffix(".png"),) if has_seg else ()
         records.append(Record(image_id=rel, path=root / "images" / rel, label=k - 1, boxes=box,
-                              mask_paths=mask_paths, source=source))
+                              mask_paths=mask_paths, source=source, label_source=f"{f_labels}:{l_line}"))
     if not class_names and records:  # classes.txt missing (reported): number the classes
         class_names = [f"class_{k:03d}" for k in range(max(r.label for r in records) + 1)]
     files = [f_images, f_labels, split_path, f_boxes, f_classes]
@@ -171,6 +183,8 @@ def _cub_box(vals: list[str]) -> np.ndarray | str:
         return f"non-finite box values {' '.join(vals)!r}"
     if x < 0 or y < 0 or w < 0 or h < 0:
         return f"box x={x:g} y={y:g} w={w:g} h={h:g} has a negative coordinate or size"
+    if w == 0 or h == 0:
+        return f"zero-area box x={x:g} y={y:g} w={w:g} h={h:g} (width and height must be > 0)"
     return np.array([[math.floor(x), math.floor(y), math.floor(x + w), math.floor(y + h)]], dtype=np.int64)
 
 

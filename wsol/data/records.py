@@ -31,7 +31,8 @@ class Record:
     ``mask_paths``: instance/segmentation mask files (empty if none); ``ignore_path``: the ignore
     mask (OpenImages) or ``None``. ``size``: original ``(width, height)`` when the annotations
     record it, else ``None`` (known once the image is opened). ``source``: the annotation
-    ``file:line`` that refers to this image (named in error messages).
+    ``file:line`` that refers to this image (named in error messages); ``label_source``: the
+    ``file:line`` giving its label (empty when the label comes from a folder name).
     """
 
     image_id: str
@@ -42,6 +43,7 @@ class Record:
     ignore_path: Path | None = None
     size: tuple[int, int] | None = None
     source: str = ""
+    label_source: str = ""
 
 
 @dataclass

@@ -50,7 +50,8 @@ def scan_wsolevaluation(root: str | Path, split: str = "test", *,
             image_id=iid, path=root / iid, label=meta.labels[iid],
             boxes=meta.boxes.get(iid, no_boxes()), mask_paths=masks,
             ignore_path=root / ign if ign else None, size=meta.sizes.get(iid),
-            source=f"{ids_file}:{meta.id_lines.get(iid, '?')}"))
+            source=f"{ids_file}:{meta.id_lines.get(iid, '?')}",
+            label_source=f"{split_dir / 'class_labels.txt'}:{meta.label_lines.get(iid, '?')}"))
     class_names = [str(k) for k in range(meta.num_classes)]
     files = [split_dir / n for n in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")]
     return Scan(format="wsolevaluation", split=split_dir.name, root=root, records=records,
