@@ -185,3 +185,13 @@ def test_torchrun_two_processes_equal_one(baseline, tiny_checkpoint, tiny_synth,
     assert res["processes"] == 2 and res["num_images"] == 18
     ids = [row["image_id"] for row in csv.DictReader(open(tmp_path / res["per_image"]))]
     assert len(ids) == len(set(ids)) == 18  # no image counted twice
+
+
+def test_compare_evaluates_checkpoints_at_once(tiny_checkpoint, tiny_synth, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--checkpoint", str(tiny_checkpoint), "--checkpoint", str(tiny_checkpoint),
+                 "--names", "a", "b", "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--device", "cpu", "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    table = (out / "comparison.md").read_text()
+    assert "| MaxBoxAccV2 |" in table and "p = 1.000" in table  # identical models: no difference
+    assert json.loads((out / "b" / "result.json").read_text())["num_images"] == 18

@@ -9,13 +9,14 @@ import argparse
 import os
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = "test") -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = "test",
+                       required: bool = True) -> None:
     from wsol.data import DATASETS, PRESETS
 
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", required=True, choices=DATASETS.names(),
+    g.add_argument("--dataset", required=required, choices=DATASETS.names(),
                    help="dataset format: %(choices)s")
-    g.add_argument("--data-root", required=True, help="folder holding the images (dataset root)")
+    g.add_argument("--data-root", required=required, help="folder holding the images (dataset root)")
     g.add_argument("--metadata-dir", default=None,
                    help="wsolevaluation metadata split folder (for --dataset wsolevaluation)")
     g.add_argument("--split", default=split_default, help="split to read (default: %(default)s)")

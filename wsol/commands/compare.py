@@ -18,12 +18,22 @@ Examples:
   wsol compare runs/base/result.json runs/cutmix/result.json --names baseline CutMix
   wsol compare a.json b.json c.json --out runs/compare        (writes comparison.md and comparison.csv)
   wsol compare a.json b.json --markdown table.md --csv table.csv
+  wsol compare --checkpoint base.pt --checkpoint cutmix.pt --names baseline CutMix \\
+      --dataset synthetic --data-root runs/demo/data --out runs/compare
+      (evaluates each checkpoint with `wsol evaluate` into OUT/<name>/result.json, then compares)
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULT_JSON",
+    from wsol.commands._common import add_data_arguments, add_runtime_arguments
+
+    parser.add_argument("results", nargs="*", metavar="RESULT_JSON",
                         help="result files; the first is the reference of the paired tests")
+    parser.add_argument("--checkpoint", action="append", default=[],
+                        help="evaluate this checkpoint first (repeat; needs --dataset, --data-root, --out)")
+    parser.add_argument("--cam-method", default="cam", help="CAM method for --checkpoint evaluations")
+    add_data_arguments(parser, required=False)
+    add_runtime_arguments(parser)
     parser.add_argument("--names", nargs="+", default=None,
                         help="display names, one per result (default: folder name of result.json, else file stem)")
     parser.add_argument("--out", default=None, metavar="DIR",
@@ -41,9 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out and (args.markdown or args.csv):
         raise UserError("give either --out DIR or --markdown/--csv, not both")
-    if args.names is not None and len(args.names) != len(args.results):
-        raise UserError(f"--names: {len(args.names)} names for {len(args.results)} result files")
-    comp = compare_results(args.results, names=args.names)
+    n_models = len(args.results) + len(args.checkpoint)
+    if args.names is not None and len(args.names) != n_models:
+        raise UserError(f"--names: {len(args.names)} names for {n_models} results/checkpoints")
+    results = list(args.results)
+    if args.checkpoint:
+        results += _evaluate_checkpoints(args)
+    if not results:
+        raise UserError("give result files or --checkpoint files to compare")
+    comp = compare_results(results, names=args.names)
     md_path, csv_path = args.markdown, args.csv
     if args.out:
         md_path, csv_path = Path(args.out) / "comparison.md", Path(args.out) / "comparison.csv"
@@ -52,3 +68,25 @@ def run(args: argparse.Namespace) -> int:
     for path in write_comparison(comp, md_path, csv_path, args.decimals):
         print(f"wrote {path}")
     return 0
+
+
+def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
+    """Run ``wsol evaluate`` for every ``--checkpoint`` into ``OUT/<name>/result.json``."""
+    from wsol.errors import UserError
+    from wsol.evaluate import EvaluateConfig, format_summary, run_evaluate
+
+    if not (args.out and args.dataset and args.data_root):
+        raise UserError("--checkpoint needs --dataset, --data-root and --out")
+    names = (args.names or [])[len(args.results):] or [Path(c).stem for c in args.checkpoint]
+    if len(set(names)) != len(names):
+        names = [f"{i}_{n}" for i, n in enumerate(names)]
+    paths = []
+    for name, ckpt in zip(names, args.checkpoint):
+        out = Path(args.out) / name / "result.json"
+        result = run_evaluate(EvaluateConfig(
+            checkpoint=ckpt, dataset=args.dataset, data_root=args.data_root, metadata_dir=args.metadata_dir,
+            split=args.split, protocol=args.protocol, cam_method=args.cam_method, batch_size=args.batch_size,
+            device=args.device, workers=args.workers, output=str(out), overwrite=True))
+        print(f"{name}: {format_summary(result)}")
+        paths.append(str(out))
+    return paths
