@@ -47,16 +47,18 @@ def _as_map_batch(scoremaps) -> list[np.ndarray]:
     return [np.asarray(m) for m in scoremaps]
 
 
-def _as_box_batch(gt_boxes, n: int) -> list[np.ndarray]:
-    """GT boxes of one image (``[K, 4]``) or a sequence of ``n`` such arrays -> list."""
-    if isinstance(gt_boxes, np.ndarray) and gt_boxes.ndim == 2 and n == 1:
-        return [gt_boxes]
+def _as_box_batch(gt_boxes, n: int, single: bool) -> list[np.ndarray]:
+    """GT boxes of one image (``[K, 4]``, when ``single``) or a sequence of ``n`` such arrays."""
+    if single:
+        return [as_box_array(gt_boxes)]
     boxes = list(gt_boxes)
-    if n == 1 and len(boxes) == 4 and np.ndim(boxes[0]) == 0:
-        return [np.asarray(boxes).reshape(1, 4)]
     if len(boxes) != n:
         raise InputError(f"got {n} score maps but {len(boxes)} ground-truth box sets")
     return [as_box_array(b) for b in boxes]
+
+
+def _is_single(scoremaps) -> bool:
+    return isinstance(scoremaps, np.ndarray) and scoremaps.ndim == 2
 
 
 def _as_ids(image_ids, n: int, start: int) -> list[str]:
@@ -177,7 +179,7 @@ class BoxAccuracy:
         """Accumulate one image (``[H, W]`` map, ``[K, 4]`` inclusive GT boxes in the map's frame)
         or a batch (``[B, H, W]`` or a list of maps, and a list of ``B`` box arrays)."""
         maps = _as_map_batch(scoremaps)
-        boxes = _as_box_batch(gt_boxes, len(maps))
+        boxes = _as_box_batch(gt_boxes, len(maps), _is_single(scoremaps))
         ids = _as_ids(image_ids, len(maps), self.count)
         jobs = ((m, b, self.thresholds, self.iou_thresholds, self.multi_contour, self.method, i)
                 for m, b, i in zip(maps, boxes, ids))
@@ -713,7 +715,7 @@ class TopKLocalization(_HitCounter):
         """GT-class maps ``[H, W]`` / ``[B, H, W]``, GT boxes (one ``[K, 4]`` or a list), labels
         ``[B]``, predictions ``[B, >= max(k)]`` (best first)."""
         maps = _as_map_batch(scoremaps)
-        boxes = _as_box_batch(gt_boxes, len(maps))
+        boxes = _as_box_batch(gt_boxes, len(maps), _is_single(scoremaps))
         ids = _as_ids(image_ids, len(maps), self.count)
         ious = [self.image_iou(m, b, i) for m, b, i in zip(maps, boxes, ids)]
         self.add_ious(ious, labels, predictions, ids)

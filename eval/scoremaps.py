@@ -22,39 +22,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from eval.boxes import iou_inclusive, rescale_boxes_wsolevaluation
+from eval.boxes import rescale_boxes_wsolevaluation
 from eval.errors import InputError
+from eval.evaluator import LocalizationEvaluator, ScoreSettings, score_image
 from eval.metadata import read_split
-from eval.metrics import (BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_edges,
-                          pxap_histograms)
-from eval.sweep import (HAVE_NUMBA, SweepPool, box_at_fixed_threshold, default_workers, sweep,
-                        thresholds_from_interval)
+from eval.sweep import SweepPool, default_workers
 
 __all__ = ["evaluate_scoremaps", "read_predictions", "load_gt_mask", "scoremap_path",
            "MISSING_SHOWN"]
 
 MISSING_SHOWN = 5  # how many missing files an error message lists
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """What a worker needs to score one image (picklable)."""
-
-    thresholds: np.ndarray
-    iou_thresholds: tuple[float, ...]
-    multi_contour: bool
-    method: str
-    sigma: float
-    normalize: str
-    binarize: str
-    pxap_edges: np.ndarray | None
-    mask_root: str | None
 
 
 def scoremap_path(scoremap_dir: str | os.PathLike, image_id: str) -> Path:
@@ -97,27 +79,19 @@ def load_gt_mask(mask_root: str | os.PathLike, mask_paths: Sequence[str], ignore
     return fg.astype(np.uint8) + 255 * ignore.astype(np.uint8)
 
 
-def _score_one(job: tuple) -> tuple:
-    """Worker: ``(image_id, path, boxes, orig_size, mask_paths, ignore_path, settings)`` ->
-    ``(hits [D, T] | None, old_iou | None, pxap_hist [2, bins] | None)``."""
-    image_id, path, boxes, orig_size, mask_paths, ignore_path, st = job
+def _score_one(job: tuple):
+    """Worker: ``(image_id, path, boxes, orig_size, mask_paths, ignore_path, mask_root, settings)``
+    -> :class:`eval.evaluator.ImageScore` of one image (GT boxes rescaled to the map's size)."""
+    image_id, path, boxes, orig_size, mask_paths, ignore_path, mask_root, st = job
     smap = load_scoremap(path, image_id)
     where = f"score map of {image_id!r} ({path})"
     if np.ndim(smap) != 2:
         raise InputError(f"{where}: must be 2-D [H, W], got shape {np.shape(smap)}")
     h, w = smap.shape
-    hits = old_iou = hist = None
-    if boxes is not None:
-        gt = rescale_boxes_wsolevaluation(boxes, orig_size, (w, h))
-        hits = sweep(smap, gt, st.thresholds, multi_contour=st.multi_contour,
-                     iou_thresholds=st.iou_thresholds, method=st.method, where=where).hits
-        box = box_at_fixed_threshold(smap, st.sigma, normalize=st.normalize, compare=st.binarize,
-                                     where=where)
-        old_iou = float(iou_inclusive(box, gt).max())
-    if mask_paths is not None:
-        mask = load_gt_mask(st.mask_root, mask_paths, ignore_path, (w, h), image_id)
-        hist = pxap_histograms(smap, mask, st.pxap_edges, where)
-    return hits, old_iou, hist
+    gt = None if boxes is None else rescale_boxes_wsolevaluation(boxes, orig_size, (w, h))
+    mask = (None if mask_paths is None
+            else load_gt_mask(mask_root, mask_paths, ignore_path, (w, h), image_id))
+    return score_image(st, smap, gt, mask, where=where)
 
 
 def read_predictions(path: str | os.PathLike, image_ids: Sequence[str]) -> dict[str, list[int]]:
@@ -205,99 +179,37 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
         raise InputError("--predictions (top-1/top-5 localization) needs box annotations")
 
     boxes_mode = meta.kind == "boxes"
-    st = _Settings(thresholds=thresholds_from_interval(cam_curve_interval),
-                   iou_thresholds=tuple(float(d) for d in iou_thresholds), multi_contour=multi_contour,
-                   method=method, sigma=float(sigma), normalize=normalize, binarize=binarize,
-                   pxap_edges=None if boxes_mode else pxap_edges(cam_curve_interval),
-                   mask_root=None if mask_root is None else str(mask_root))
-    box_acc = BoxAccuracy(cam_curve_interval, iou_thresholds=st.iou_thresholds,
-                          multi_contour=multi_contour, method=method) if boxes_mode else None
     ks = tuple(k for k in (1, 5) if preds is not None and len(next(iter(preds.values()))) >= k)
-    old = TopKLocalization(sigma=sigma, iou=0.5, compare=iou_compare, normalize=normalize, k=ks,
-                           binarize=binarize) if boxes_mode else None
-    cls = Classification(k=ks) if ks else None
-    pxap = PxAP(cam_curve_interval) if not boxes_mode else None
-
+    ev = LocalizationEvaluator(boxes=boxes_mode, masks=not boxes_mode,
+                               cam_curve_interval=cam_curve_interval, iou_thresholds=iou_thresholds,
+                               multi_contour=multi_contour, ks=ks, sigma=sigma, normalize=normalize,
+                               binarize=binarize, iou_compare=iou_compare, method=method)
+    st: ScoreSettings = ev.settings
+    root = None if mask_root is None else str(mask_root)
     jobs = ((iid, p, meta.boxes[iid] if boxes_mode else None,
              meta.sizes.get(iid) if boxes_mode else None,
-             meta.masks.get(iid) if not boxes_mode else None,
-             meta.ignore.get(iid) if not boxes_mode else None, st)
+             None if boxes_mode else meta.masks.get(iid),
+             None if boxes_mode else meta.ignore.get(iid), root, st)
             for iid, p in zip(ids, paths))
     n_workers = default_workers() if workers is None else max(1, int(workers))
-    labels_col: list[int] = []
-    old_ious: list[float] = []
     with SweepPool(n_workers, chunksize=4) as pool:
-        for k, (hits, old_iou, hist) in enumerate(pool.imap(_score_one, jobs)):
+        for k, score in enumerate(pool.imap(_score_one, jobs)):
             iid = ids[k]
-            if box_acc is not None:
-                box_acc.add_hits(hits, [iid])
-                label = meta.labels[iid]
-                if ks:
-                    top = np.asarray([preds[iid][: max(ks)]])
-                    old.add_ious([old_iou], [label], top, [iid])
-                    cls.update([label], top, [iid])
-                else:
-                    old.add_ious([old_iou], image_ids=[iid])
-                old_ious.append(old_iou)
-                labels_col.append(label)
-            if pxap is not None:
-                pxap.add_histograms(hist, [iid])
+            ev.add(iid, score, meta.labels.get(iid), preds[iid] if preds is not None else None)
             if progress is not None:
                 progress(k + 1, len(ids))
 
-    result: dict = {"num_images": len(ids), "cam_curve_interval": float(cam_curve_interval)}
-    per_image: dict = {"image_id": ids}
-    protocols = []
-    ci: dict = {}
-    if box_acc is not None:
-        r = box_acc.compute()
-        result.update({k: r[k] for k in ("MaxBoxAcc", "MaxBoxAccV2", "best_threshold")})
-        result["iou_thresholds"] = r["settings"]["iou_thresholds"]
-        result["multi_contour"] = multi_contour
-        curve = {"thresholds": st.thresholds.tolist(), **r["box_acc"]}
-        ci.update(r["ci95"])
-        protocols.append(r["protocol"])
-        sel = box_acc.selected_hits()
-        for j, key in enumerate(r["MaxBoxAcc"]):
-            per_image[f"hit@{key}"] = sel[:, j].tolist()
-        o = old.compute()
-        for name in o["metrics"]:
-            result[name] = o[name]
-        ci.update(o["ci95"])
-        protocols.append(o["protocol"] + " (computed on the saved score maps)")
-        oh = old.per_image_hits()
-        for j, name in enumerate(o["metrics"]):
-            per_image[name] = oh[:, j].tolist()
-        per_image["best_iou"] = old_ious
-        per_image["label"] = labels_col
-        if cls is not None:
-            c = cls.compute()
-            for name in c["metrics"]:
-                result[name] = c[name]
-            ci.update(c["ci95"])
-            ch = cls.per_image_hits()
-            per_image["pred_top1"] = [preds[i][0] for i in ids]
-            for j, name in enumerate(c["metrics"]):
-                per_image[name] = ch[:, j].tolist()
-            result["predictions"] = str(predictions)
-    if pxap is not None:
-        r = pxap.compute()
-        result["PxAP"] = r["PxAP"]
-        ci.update(r["ci95"])
-        protocols.append(r["protocol"])
-    result["ci95"] = ci
-    result["ci_method"] = "percentile bootstrap over images (1000 resamples, seed 0); box metrics at the selected tau"
-    result["protocol"] = "; ".join(protocols)
+    result, per_image = ev.compute()
+    if boxes_mode:
+        result["protocol"] += " (old protocol computed on the saved score maps)"
+    if preds is not None:
+        result["predictions"] = str(predictions)
+    curve = result.pop("BoxAcc_curve", None)
     result["settings"] = {
-        "metadata_dir": str(metadata_dir), "scoremap_dir": str(scoremap_dir),
-        "mask_root": None if mask_root is None else str(mask_root),
-        "sweep_method": ("numba" if HAVE_NUMBA else "opencv") if method == "auto" else method,
-        "old_protocol": {"sigma": float(sigma), "normalize": normalize, "binarize": binarize,
-                         "iou": 0.5, "compare": iou_compare},
-        "workers": n_workers,
-        "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
+        "metadata_dir": str(metadata_dir), "scoremap_dir": str(scoremap_dir), "mask_root": root,
+        "workers": n_workers, "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
     }
-    if box_acc is not None:
+    if curve is not None:
         result["BoxAcc_curve"] = curve  # long lists last
     result["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
     return result, per_image

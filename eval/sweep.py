@@ -14,11 +14,13 @@ in ``[0, 1]``) and a threshold ``tau`` from ``np.arange(0, 1, interval)``:
 Two exact implementations:
 
 * ``method="numba"`` (default when numba imports): :mod:`eval.sweep_kernel`, one union-find pass
-  per map that yields every level at once (at most 255 distinct levels exist after quantization).
-  V1 levels where the largest contour cannot be told apart without tracing the polygons (several
-  components, boxes with different outcomes, areas not separated) are resolved with OpenCV at that
-  level only; :attr:`SweepResult.num_fallback_levels` counts them.
-* ``method="opencv"``: the reference call sequence, run once per distinct level.
+  over the pixels that yields every level at once (at most 255 distinct levels exist after
+  quantization), so the cost hardly depends on the number of thresholds. Its OpenCV facts are
+  tested against the installed OpenCV. The one behaviour probed at run time is the order of
+  equal-area contours (:func:`opencv_tie_order`); where it does not hold, V1 levels with such a
+  tie are resolved by OpenCV itself (:attr:`SweepResult.num_fallback_levels` counts them).
+* ``method="opencv"``: the reference call sequence, run once per distinct level (used
+  automatically when numba is not installed).
 
 Score maps containing NaN or +-Inf, values outside ``[0, 1]``, non-float dtypes or a number of
 dimensions other than 2 raise :class:`~eval.errors.InputError` naming the image (``where``).
@@ -211,10 +213,11 @@ def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
     ``multi_contour``: True = V2 (all contours), False = V1 (largest contour).
 
     Without ``iou_thresholds``, ``best_iou`` equals the reference evaluator's value bit for bit.
-    With ``iou_thresholds`` (percent, e.g. ``(30, 50, 70)``), ``hits`` is filled and V1 levels
-    whose winner is uncertain are resolved only when the candidates differ in hits: the hits
-    are exact, while ``best_iou`` at such a level may be that of another candidate with the same
-    hits (faster; what :class:`eval.metrics.BoxAccuracy` uses).
+    With ``iou_thresholds`` (percent, e.g. ``(30, 50, 70)``), ``hits`` (``best_iou >= delta / 100``)
+    is filled and the work stops at each level as soon as its hits are certain (which V1 contour
+    is the largest; whether V2 hole boxes can beat the outer boxes): the hits are exact, while
+    ``best_iou`` at such a level may be that of another box with the same hits (faster; what
+    :class:`eval.metrics.BoxAccuracy` uses).
     """
     s = check_scoremap(scoremap, where)
     gt = _check_gt(gt_boxes, where)
@@ -293,11 +296,17 @@ def largest_component_box(mask: np.ndarray) -> np.ndarray:
     m = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
     if m.ndim != 2:
         raise InputError(f"mask must be 2-D, got shape {m.shape}")
-    n, _, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_32S)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return np.zeros(4, dtype=np.int64)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    i = 1 + int(np.argmax(areas))  # labels follow row-major first-pixel order; argmax takes the first
+    tied = 1 + np.flatnonzero(areas == areas.max())
+    if len(tied) == 1:
+        i = int(tied[0])
+    else:  # OpenCV's label order is not row-major: break ties by the first pixel explicitly
+        labels, first = np.unique(lab.ravel(), return_index=True)
+        firsts = dict(zip(labels.tolist(), first.tolist()))
+        i = int(min(tied, key=lambda t: firsts[int(t)]))
     x, y, w, h = (int(v) for v in stats[i, :4])
     return np.asarray([x, y, x + w - 1, y + h - 1], dtype=np.int64)
 
@@ -368,6 +377,7 @@ class SweepPool:
 
     def _get(self):
         if self._pool is None and self.workers > 1:
+            warm_up()  # compile / load once here: forked workers inherit the compiled kernel
             self._pool = _mp_context().Pool(self.workers, initializer=warm_up)
         return self._pool
 

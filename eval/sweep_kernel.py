@@ -56,7 +56,7 @@ _EU = np.array([1 if bin(m).count("1") == 1 else -1 if bin(m).count("1") == 3 el
 # foreground only: 6 doubled block area, 7 4 * Euler number, 8 first pixel (row-major index).
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _box_iou(x0, y0, x1, y1, gt):
     """Best IoU (inclusive +1 convention) of box (x0, y0, x1, y1) against the rows of ``gt``,
     computed as the protocol does (integer areas, one float division)."""
@@ -81,7 +81,7 @@ def _box_iou(x0, y0, x1, y1, gt):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _coverage_bound(x0, y0, x1, y1, gt):
     """Upper bound of the IoU of any box inside (x0, y0, x1, y1) against the GT boxes:
     max over GT of ``|GT inside the box| / |GT|``."""
@@ -101,7 +101,7 @@ def _coverage_bound(x0, y0, x1, y1, gt):
     return best
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _same_outcome(a, b, deltas):
     """True when IoUs ``a`` and ``b`` are interchangeable: equal, or (``deltas`` given) on the same
     side of every IoU threshold."""
@@ -115,7 +115,7 @@ def _same_outcome(a, b, deltas):
     return True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _may_improve(best, bound, deltas):
     """Could a candidate with IoU ``<= bound`` change the result ``best`` (its value, or with
     ``deltas`` its outcome)?"""
@@ -158,7 +158,7 @@ def _sort_by_value(q):
     return order, start
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _yx(pp, W2, inv_w2):
     """Image coordinates ``(y, x)`` of padded index ``pp`` (``inv_w2 = 1 / (W + 2)``; the float
     quotient is exact to far below 1/W2 for any image that fits in memory)."""
@@ -368,7 +368,7 @@ def sweep_levels(q, levels, gt, deltas, want_v1, want_v2, ties_by_order):
     Returns ``(v2, v1, undecided, n_boxes)``: float64 ``[L]`` best IoU over all contours (valid when
     ``want_v2``); float64 ``[L]`` IoU of the largest contour (valid when ``want_v1`` where
     ``undecided`` is 0); int8 ``[L]`` 1 where V1 must be resolved with OpenCV; int64 ``[L]``
-    number of contours (outer + holes).
+    number of V2 boxes (outer + hole contours, 1 for the empty level's (0, 0, 0, 0) box).
     """
     H, W = q.shape
     W2 = W + 2
@@ -498,6 +498,7 @@ def sweep_levels(q, levels, gt, deltas, want_v1, want_v2, ties_by_order):
         if nlive == 0:
             v2[li] = iou_empty
             v1[li] = iou_empty
+            n_boxes[li] = 1  # the protocol's single (0, 0, 0, 0) box
             continue
         best = 0.0
         nh = 0

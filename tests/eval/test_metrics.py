@@ -1,7 +1,13 @@
 """eval/metrics.py: accumulators (batches == one shot, merge == whole, protocol numbers)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# the repo root, for benchmarks/ and tests/ (also when pytest is run from elsewhere)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.baseline_boxes import BaselineBoxAccuracy
 from eval.errors import InputError
@@ -109,6 +115,14 @@ def test_v1_vs_v2_on_two_blobs():
     # V1 takes the largest contour, always the big blob (at tau 0.9, thr 229, the small blob, whose
     # quantized value is 229, is gone anyway)
     assert v1.compute()["MaxBoxAcc"]["50"] == 0.0
+
+
+def test_single_image_with_several_gt_boxes():
+    s = np.zeros((20, 20))
+    s[2:6, 2:6] = 1.0
+    acc = BoxAccuracy(0.5, iou_thresholds=(50,))
+    acc.update(s, [[10, 10, 15, 15], [2, 2, 6, 6]], "one")  # one image, two GT boxes
+    assert acc.compute()["MaxBoxAcc"]["50"] == 100.0 and acc.image_ids == ["one"]
 
 
 def test_box_accuracy_errors():

@@ -1,9 +1,15 @@
 """eval/sweep.py: exact agreement with the straightforward OpenCV evaluator, and the OpenCV facts
 the one-pass kernel relies on (checked against the installed OpenCV)."""
 
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
+
+# the repo root, for benchmarks/ and tests/ (also when pytest is run from elsewhere)
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.baseline_boxes import baseline_best_iou, baseline_boxes
 from eval.errors import InputError
@@ -307,3 +313,60 @@ def test_box_at_fixed_threshold_normalization_and_comparison():
     # min-max: a constant map has no foreground
     np.testing.assert_array_equal(box_at_fixed_threshold(np.full((3, 3), 0.7), 0.15, normalize="minmax"),
                                   [0, 0, 0, 0])
+
+
+# ------------------------------------------------------------------------------ fallbacks
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_v1_ties_fall_back_to_opencv_when_its_order_is_unknown(monkeypatch):
+    import eval.sweep as sweep_module
+
+    rng = np.random.default_rng(2)
+    maps = [make_map(rng, "noise", 24, 24) for _ in range(6)]
+    gts = [random_gt(rng, 24, 24) for _ in range(6)]
+    t = thresholds_from_interval(0.01)
+    monkeypatch.setattr(sweep_module, "opencv_tie_order", lambda: False)
+    fallbacks = 0
+    for s, gt in zip(maps, gts):
+        r = sweep(s, gt, t, multi_contour=False, method="numba")
+        np.testing.assert_array_equal(r.best_iou, baseline_best_iou(s, gt, t, False))
+        fallbacks += r.num_fallback_levels
+    assert fallbacks > 0  # scattered noise pixels tie at area 0 with different boxes
+
+
+def test_auto_method_without_numba_uses_opencv(monkeypatch):
+    import eval.sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "HAVE_NUMBA", False)
+    s = _map_4x5()
+    r = sweep_module.sweep(s, [[1, 1, 3, 3]], np.array([0.0, 0.9]), multi_contour=True)
+    assert r.method == "opencv" and r.best_iou.tolist() == [1.0, 4 / 9]
+    with pytest.raises(InputError, match="numba"):
+        sweep_module.sweep(s, [[1, 1, 3, 3]], np.array([0.0]), multi_contour=True, method="numba")
+
+
+def test_number_of_boxes_matches_opencv():
+    """The kernel counts hole contours with Euler numbers: compare with OpenCV's contour count."""
+    rng = np.random.default_rng(9)
+    t = thresholds_from_interval(0.05)
+    for it in range(30):
+        s = make_map(rng, KINDS[it % len(KINDS)], 20, 26)
+        expected = sum(len(b) for b in baseline_boxes(s, t, True))
+        assert sweep(s, [[0, 0, 3, 3]], t, multi_contour=True).num_boxes == expected
+
+
+def test_largest_component_ties_go_to_the_first_in_row_major_order():
+    m = np.zeros((9, 9), dtype=bool)
+    m[6:8, 1:3] = True   # 4 pixels, starts at row 6
+    m[1:3, 6:8] = True   # 4 pixels, starts at row 1: first in row-major order
+    m[4, 4] = True
+    np.testing.assert_array_equal(largest_component_box(m), [6, 1, 7, 2])
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        m = rng.random((12, 15)) < 0.3
+        n, lab = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+        sizes = np.bincount(lab.ravel())[1:]
+        best = [i + 1 for i in range(n - 1) if sizes[i] == sizes.max()]
+        first = min(best, key=lambda i: np.flatnonzero(lab.ravel() == i)[0])
+        ys, xs = np.nonzero(lab == first)
+        np.testing.assert_array_equal(largest_component_box(m), [xs.min(), ys.min(), xs.max(), ys.max()])
