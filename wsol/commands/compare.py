@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give either --out DIR or --markdown/--csv, not both")
     n_models = len(args.results) + len(args.checkpoint)
     if args.names is not None and len(args.names) != n_models:
-        raise UserError(f"--names: {len(args.names)} names for {n_models} results/checkpoints")
+        raise UserError(f"--names: {len(args.names)} names for {n_models} result files and checkpoints")
     results = list(args.results)
     if args.checkpoint:
         results += _evaluate_checkpoints(args)
