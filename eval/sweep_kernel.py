@@ -180,6 +180,58 @@ def _sroot(sp, s):
 # reference counting on every call, which made them several times slower.
 
 
+@njit(cache=True, inline="always")
+def _merge_sets(sp, sd, live, nlive, rp, rb):
+    """Union by size of the live sets ``rp`` and ``rb`` (``sd[:, 0]`` size, ``sd[:, 1:5]`` bbox
+    x0 y0 x1 y1, ``sd[:, 5]`` position in ``live``). Returns ``(root, absorbed, nlive)``."""
+    if sd[rp, 0] < sd[rb, 0]:
+        rp, rb = rb, rp
+    sp[rb] = rp
+    sd[rp, 0] += sd[rb, 0]
+    i = sd[rb, 5]
+    last = live[nlive - 1]
+    live[i] = last
+    sd[last, 5] = i
+    nlive -= 1
+    if sd[rb, 1] < sd[rp, 1]:
+        sd[rp, 1] = sd[rb, 1]
+    if sd[rb, 2] < sd[rp, 2]:
+        sd[rp, 2] = sd[rb, 2]
+    if sd[rb, 3] > sd[rp, 3]:
+        sd[rp, 3] = sd[rb, 3]
+    if sd[rb, 4] > sd[rp, 4]:
+        sd[rp, 4] = sd[rb, 4]
+    return rp, rb, nlive
+
+
+@njit(cache=True, inline="always")
+def _new_set(sp, sd, live, nlive, s, x, y):
+    """Start set ``s`` with the one pixel (x, y) and append it to ``live``; returns ``nlive``."""
+    sp[s] = s
+    sd[s, 0] = 1
+    sd[s, 1] = x
+    sd[s, 2] = y
+    sd[s, 3] = x
+    sd[s, 4] = y
+    sd[s, 5] = nlive
+    live[nlive] = s
+    return nlive + 1
+
+
+@njit(cache=True, inline="always")
+def _grow_set(sd, rp, x, y):
+    """Add pixel (x, y) to set ``rp``: size and bbox."""
+    sd[rp, 0] += 1
+    if x < sd[rp, 1]:
+        sd[rp, 1] = x
+    if y < sd[rp, 2]:
+        sd[rp, 2] = y
+    if x > sd[rp, 3]:
+        sd[rp, 3] = x
+    if y > sd[rp, 4]:
+        sd[rp, 4] = y
+
+
 @njit(cache=True)
 def _filled_area2(label, sp, r, x0, y0, x1, y1, W2):
     """Doubled polygon area of the outer contour of set ``r`` (pixel box ``x0..x1, y0..y1``): the
@@ -301,47 +353,15 @@ def _holes_pass(q, order, start, levels, wanted, gt, hole_best, n_holes):
                     continue
                 if rb == rp:
                     continue
-                if sd[rp, 0] < sd[rb, 0]:
-                    rp, rb = rb, rp
-                sp[rb] = rp
-                sd[rp, 0] += sd[rb, 0]
-                i = sd[rb, 5]
-                last = live[nlive - 1]
-                live[i] = last
-                sd[last, 5] = i
-                nlive -= 1
-                if sd[rb, 1] < sd[rp, 1]:
-                    sd[rp, 1] = sd[rb, 1]
-                if sd[rb, 2] < sd[rp, 2]:
-                    sd[rp, 2] = sd[rb, 2]
-                if sd[rb, 3] > sd[rp, 3]:
-                    sd[rp, 3] = sd[rb, 3]
-                if sd[rb, 4] > sd[rp, 4]:
-                    sd[rp, 4] = sd[rb, 4]
+                rp, rb, nlive = _merge_sets(sp, sd, live, nlive, rp, rb)
             if rp < 0:
                 s = nsets
                 nsets += 1
-                sp[s] = s
-                sd[s, 0] = 1
-                sd[s, 1] = x
-                sd[s, 2] = y
-                sd[s, 3] = x
-                sd[s, 4] = y
-                sd[s, 5] = nlive
-                live[nlive] = s
-                nlive += 1
+                nlive = _new_set(sp, sd, live, nlive, s, x, y)
                 label[pp] = s
             else:
                 label[pp] = rp
-                sd[rp, 0] += 1
-                if x < sd[rp, 1]:
-                    sd[rp, 1] = x
-                if y < sd[rp, 2]:
-                    sd[rp, 2] = y
-                if x > sd[rp, 3]:
-                    sd[rp, 3] = x
-                if y > sd[rp, 4]:
-                    sd[rp, 4] = y
+                _grow_set(sd, rp, x, y)
         li = level_index[v]
         if li >= 0:
             best = 0.0
@@ -421,23 +441,7 @@ def sweep_levels(q, levels, gt, deltas, want_v1, want_v2, ties_by_order):
                     continue
                 if rb == rp:
                     continue
-                if sd[rp, 0] < sd[rb, 0]:
-                    rp, rb = rb, rp
-                sp[rb] = rp
-                sd[rp, 0] += sd[rb, 0]
-                i = sd[rb, 5]
-                last = live[nlive - 1]
-                live[i] = last
-                sd[last, 5] = i
-                nlive -= 1
-                if sd[rb, 1] < sd[rp, 1]:
-                    sd[rp, 1] = sd[rb, 1]
-                if sd[rb, 2] < sd[rp, 2]:
-                    sd[rp, 2] = sd[rb, 2]
-                if sd[rb, 3] > sd[rp, 3]:
-                    sd[rp, 3] = sd[rb, 3]
-                if sd[rb, 4] > sd[rp, 4]:
-                    sd[rp, 4] = sd[rb, 4]
+                rp, rb, nlive = _merge_sets(sp, sd, live, nlive, rp, rb)
                 sd[rp, 6] += sd[rb, 6]
                 sd[rp, 7] += sd[rb, 7]
                 if sd[rb, 8] < sd[rp, 8]:
@@ -464,30 +468,14 @@ def sweep_levels(q, levels, gt, deltas, want_v1, want_v2, ties_by_order):
             if rp < 0:
                 s = nsets
                 nsets += 1
-                sp[s] = s
-                sd[s, 0] = 1
-                sd[s, 1] = x
-                sd[s, 2] = y
-                sd[s, 3] = x
-                sd[s, 4] = y
-                sd[s, 5] = nlive
+                nlive = _new_set(sp, sd, live, nlive, s, x, y)
                 sd[s, 6] = da
                 sd[s, 7] = de
                 sd[s, 8] = y * W + x
-                live[nlive] = s
-                nlive += 1
                 label[pp] = s
             else:
                 label[pp] = rp
-                sd[rp, 0] += 1
-                if x < sd[rp, 1]:
-                    sd[rp, 1] = x
-                if y < sd[rp, 2]:
-                    sd[rp, 2] = y
-                if x > sd[rp, 3]:
-                    sd[rp, 3] = x
-                if y > sd[rp, 4]:
-                    sd[rp, 4] = y
+                _grow_set(sd, rp, x, y)
                 sd[rp, 6] += da
                 sd[rp, 7] += de
                 if y * W + x < sd[rp, 8]:
