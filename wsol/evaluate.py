@@ -109,7 +109,9 @@ class _Guarded(Dataset):
 def _collate(items: list[dict]) -> dict:
     from wsol.data import collate
 
-    good = [it for it in items if "bad" not in it]
+    # evaluation reads boxes_eval; dropping the per-image tv_tensors boxes here (in the loader
+    # worker) spares one shared-memory handle per image on the way to the main process
+    good = [{k: v for k, v in it.items() if k != "boxes"} for it in items if "bad" not in it]
     batch = collate(good) if good else {"image": None}
     batch["bad"] = [it for it in items if "bad" in it]
     return batch
