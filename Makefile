@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_boxes.py
 	$(PY) benchmarks/bench_cam.py
 	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
