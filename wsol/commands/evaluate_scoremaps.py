@@ -120,29 +120,24 @@ def run(args: argparse.Namespace) -> int:
         from eval.errors import InputError
 
         raise InputError(f"--workers must be >= 1, got {args.workers}")
-    bar = None
-    progress = None
-    if not args.no_progress and sys.stderr.isatty():
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover
-            tqdm = None
-        if tqdm is not None:
-            state: dict = {}
+    state: dict = {}  # the progress bar, made once the number of images is known
 
-            def progress(done: int, total: int) -> None:
-                if "bar" not in state:
-                    state["bar"] = tqdm(total=total, unit="img", desc="evaluate-scoremaps")
-                state["bar"].update(1)
-            bar = state
+    def progress(done: int, total: int) -> None:
+        if "bar" not in state:
+            from tqdm import tqdm
+
+            state["bar"] = tqdm(total=total, unit="img", desc="evaluate-scoremaps")
+        state["bar"].update(1)
+
+    show = not args.no_progress and sys.stderr.isatty()
     result, per_image = evaluate_scoremaps(
         args.metadata_dir, args.scoremap_dir, cam_curve_interval=args.cam_curve_interval,
         iou_thresholds=args.iou_thresholds, multi_contour=not args.largest_contour,
         mask_root=args.mask_root, predictions=args.predictions,
         workers=args.workers if args.workers is not None else _cores(), sigma=args.sigma,
-        progress=progress)
-    if bar and "bar" in bar:
-        bar["bar"].close()
+        progress=progress if show else None)
+    if "bar" in state:
+        state["bar"].close()
     has_boxes = "MaxBoxAcc" in result
     if args.output is not None:
         write_result(args.output, result, per_image=per_image if has_boxes else None,
