@@ -18,6 +18,18 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test, restored after: tiny models on a busy 2-core machine
+    stall on OpenMP barriers otherwise (measured 3 ms vs 120 ms per forward)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def make_image(tmp_path):
     """Factory ``make_image(relpath, size=(w, h), mode="RGB", seed=0) -> Path``: writes a tiny
     seeded random image (PNG unless the suffix says otherwise) under ``tmp_path``."""

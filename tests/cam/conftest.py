@@ -24,13 +24,8 @@ def make_small(seed: int = 0, dtype: torch.dtype = torch.float64, widths=(4, 6, 
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one intra-op thread avoids OpenMP barrier stalls on a busy 2-core
-    machine (measured 3 ms vs 120 ms per forward); the previous setting is restored."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _one_thread(one_torch_thread):
+    """Every CAM test runs with one intra-op thread (see ``one_torch_thread``)."""
 
 
 @pytest.fixture

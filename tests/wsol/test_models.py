@@ -9,13 +9,7 @@ from wsol.errors import UserError
 from wsol.models import MODELS, WSOLModel, create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small inputs: one intra-op thread avoids OpenMP barrier stalls on a busy shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _meta_features(arch: str, size: int = 224, **options) -> tuple[torch.Size, ...]:
