@@ -19,25 +19,12 @@ import numpy as np
 
 from eval.boxes import iou_inclusive
 from eval.errors import InputError
-from eval.metrics import BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_edges, pxap_histograms
+from eval.metrics import BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_histograms
+from eval.settings import MetricSettings
 from eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
-from eval.sweep import HAVE_NUMBA, box_at_fixed_threshold, sweep, thresholds_from_interval
+from eval.sweep import HAVE_NUMBA, box_at_fixed_threshold, sweep
 
-__all__ = ["ScoreSettings", "ImageScore", "score_image", "LocalizationEvaluator"]
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """What scoring one image needs (picklable, sent to workers)."""
-
-    thresholds: np.ndarray
-    iou_thresholds: tuple[float, ...]
-    multi_contour: bool
-    method: str
-    sigma: float
-    normalize: str
-    binarize: str
-    pxap_edges: np.ndarray | None
+__all__ = ["ImageScore", "score_image", "LocalizationEvaluator"]
 
 
 @dataclass
@@ -50,7 +37,7 @@ class ImageScore:
     hist: np.ndarray | None = None
 
 
-def score_image(st: ScoreSettings, scoremap: np.ndarray, gt_boxes: np.ndarray | None = None,
+def score_image(st: MetricSettings, scoremap: np.ndarray, gt_boxes: np.ndarray | None = None,
                 mask: np.ndarray | None = None, old_map: np.ndarray | None = None,
                 where: str = "score map") -> ImageScore:
     """Score one image (pure).
@@ -83,26 +70,20 @@ class LocalizationEvaluator:
     (IoU ``>`` or ``>=`` 0.5).
     """
 
-    def __init__(self, *, boxes: bool = True, masks: bool = False, cam_curve_interval: float = 0.01,
-                 iou_thresholds: Sequence[float] = (30, 50, 70), multi_contour: bool = True,
-                 ks: Sequence[int] = (1, 5), sigma: float = 0.15, normalize: str = "max",
-                 binarize: str = ">", iou_compare: str = ">", method: str = "auto") -> None:
+    def __init__(self, settings: MetricSettings | None = None, *, boxes: bool = True, masks: bool = False,
+                 ks: Sequence[int] = (1, 5)) -> None:
         if not (boxes or masks):
             raise InputError("nothing to evaluate: need boxes, masks or both")
+        st = self.settings = settings if settings is not None else MetricSettings()
         self.has_boxes, self.has_masks = bool(boxes), bool(masks)
-        self.cam_curve_interval = float(cam_curve_interval)
+        self.cam_curve_interval = st.cam_curve_interval
         self.ks = tuple(int(k) for k in ks)
-        self.settings = ScoreSettings(
-            thresholds=thresholds_from_interval(cam_curve_interval),
-            iou_thresholds=tuple(float(d) for d in iou_thresholds), multi_contour=bool(multi_contour),
-            method=method, sigma=float(sigma), normalize=normalize, binarize=binarize,
-            pxap_edges=pxap_edges(cam_curve_interval) if masks else None)
-        self.box = BoxAccuracy(cam_curve_interval, iou_thresholds=self.settings.iou_thresholds,
-                               multi_contour=multi_contour, method=method) if boxes else None
-        self.old = TopKLocalization(sigma=sigma, iou=0.5, compare=iou_compare, normalize=normalize,
-                                    k=self.ks, binarize=binarize) if boxes else None
+        self.box = BoxAccuracy(st.cam_curve_interval, iou_thresholds=st.iou_thresholds,
+                               multi_contour=st.multi_contour, method=st.method) if boxes else None
+        self.old = TopKLocalization(sigma=st.sigma, iou=0.5, compare=st.iou_compare, normalize=st.normalize,
+                                    k=self.ks, binarize=st.binarize) if boxes else None
         self.cls = Classification(k=self.ks) if self.ks else None
-        self.pxap = PxAP(cam_curve_interval) if masks else None
+        self.pxap = PxAP(st.cam_curve_interval) if masks else None
         self.reset()
 
     def reset(self) -> None:
@@ -144,7 +125,8 @@ class LocalizationEvaluator:
 
     def merge(self, other: LocalizationEvaluator) -> LocalizationEvaluator:
         """Append ``other``'s images after ours (sums of counts; per-image records concatenated)."""
-        if (other.has_boxes, other.has_masks) != (self.has_boxes, self.has_masks) or other.ks != self.ks or other.cam_curve_interval != self.cam_curve_interval:
+        if ((other.has_boxes, other.has_masks, other.ks, other.settings)
+                != (self.has_boxes, self.has_masks, self.ks, self.settings)):
             raise InputError("cannot merge evaluators with different settings")
         for mine, theirs in zip(self._accumulators(), other._accumulators()):
             mine.merge(theirs)

@@ -29,8 +29,9 @@ import numpy as np
 
 from eval.boxes import rescale_boxes_wsolevaluation
 from eval.errors import InputError
-from eval.evaluator import LocalizationEvaluator, ScoreSettings, score_image
+from eval.evaluator import LocalizationEvaluator, score_image
 from eval.metadata import read_split
+from eval.settings import MetricSettings
 from eval.sweep import SweepPool, default_workers
 
 __all__ = ["evaluate_scoremaps", "read_predictions", "load_gt_mask", "scoremap_path",
@@ -143,20 +144,20 @@ def _check_files(scoremap_dir: Path, image_ids: Sequence[str]) -> list[Path]:
     return paths
 
 
-def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.PathLike, *,
-                       cam_curve_interval: float = 0.01, iou_thresholds: Sequence[float] = (30, 50, 70),
-                       multi_contour: bool = True, mask_root: str | os.PathLike | None = None,
+def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.PathLike,
+                       settings: MetricSettings | None = None, *, mask_root: str | os.PathLike | None = None,
                        predictions: str | os.PathLike | None = None, workers: int | None = None,
-                       sigma: float = 0.15, normalize: str = "max", binarize: str = ">",
-                       iou_compare: str = ">", method: str = "auto",
-                       progress: Callable[[int, int], None] | None = None) -> tuple[dict, dict]:
+                       progress: Callable[[int, int], None] | None = None,
+                       **setting_changes) -> tuple[dict, dict]:
     """Evaluate saved score maps against a wsolevaluation split.
 
     Returns ``(result, per_image)``: ``result`` is the JSON-ready dict (see :mod:`eval.report`),
     ``per_image`` the per-image columns (``image_id``, ``hit@<delta>`` at the selected thresholds,
     ``gt_known_loc``, ``best_iou`` of the old protocol, and with predictions ``label``,
     ``pred_top1``, ``top1_cls``, ``top5_cls``, ``top1_loc``, ``top5_loc``). ``workers`` defaults to
-    the number of cores; ``progress(done, total)`` is called after each image.
+    the number of cores; ``progress(done, total)`` is called after each image. ``settings``
+    (default :class:`~eval.settings.MetricSettings`), with ``setting_changes`` (its field names,
+    e.g. ``multi_contour=False``) applied on top.
     """
     t0 = time.perf_counter()
     meta = read_split(metadata_dir, strict=True)
@@ -180,11 +181,10 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
 
     boxes_mode = meta.kind == "boxes"
     ks = tuple(k for k in (1, 5) if preds is not None and len(next(iter(preds.values()))) >= k)
-    ev = LocalizationEvaluator(boxes=boxes_mode, masks=not boxes_mode,
-                               cam_curve_interval=cam_curve_interval, iou_thresholds=iou_thresholds,
-                               multi_contour=multi_contour, ks=ks, sigma=sigma, normalize=normalize,
-                               binarize=binarize, iou_compare=iou_compare, method=method)
-    st: ScoreSettings = ev.settings
+    st = settings if settings is not None else MetricSettings()
+    if setting_changes:
+        st = st.replace(**setting_changes)
+    ev = LocalizationEvaluator(st, boxes=boxes_mode, masks=not boxes_mode, ks=ks)
     root = None if mask_root is None else str(mask_root)
     jobs = ((iid, p, meta.boxes[iid] if boxes_mode else None,
              meta.sizes.get(iid) if boxes_mode else None,

@@ -140,6 +140,24 @@ def binarization_levels(q_max: int, thresholds: np.ndarray) -> np.ndarray:
     return (t * float(int(q_max))).astype(np.int64)
 
 
+def _as_float64_map(scoremap, where: str) -> np.ndarray:
+    """The map as C-contiguous float64 ``[H, W]``, after the shape and dtype checks of
+    :func:`check_scoremap` (the value checks are left to the compiled quantization)."""
+    arr = np.asarray(scoremap)
+    if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
+        check_scoremap(arr, where)  # raises
+    if arr.dtype != np.float64 or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=np.float64)
+    return arr
+
+
+def _as_thresholds(thresholds) -> np.ndarray:
+    t = np.asarray(thresholds, dtype=np.float64)
+    if t.ndim != 1:
+        raise InputError(f"thresholds must be 1-D, got shape {t.shape}")
+    return t if t.flags.c_contiguous else np.ascontiguousarray(t)
+
+
 def _check_gt(gt_boxes, where: str) -> np.ndarray:
     gt = as_box_array(gt_boxes)
     if len(gt) == 0:
@@ -219,20 +237,32 @@ def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
     ``best_iou`` at such a level may be that of another box with the same hits (faster; what
     :class:`eval.metrics.BoxAccuracy` uses).
     """
-    s = check_scoremap(scoremap, where)
+    method = _resolve_method(method)
     gt = _check_gt(gt_boxes, where)
     deltas = _deltas(iou_thresholds)
-    method = _resolve_method(method)
-    q = quantize_scoremap(s)
-    levels_per_tau = binarization_levels(int(q.max()), thresholds)
-    levels, inverse = np.unique(levels_per_tau, return_inverse=True)
     n_fallback = 0
+    if method == "numba":
+        # one compiled pass validates, quantizes and histograms the map; another the thresholds
+        s = _as_float64_map(scoremap, where)
+        q, hist, ok = _kernel.quantize_checked(s)
+        if not ok:
+            check_scoremap(s, where)  # raises, naming the problem
+        t = _as_thresholds(thresholds)
+        levels, inverse, ok = _kernel.level_table(t, int(np.flatnonzero(hist)[-1]))
+        if not ok:
+            binarization_levels(255, t)  # raises
+        levels_per_tau = levels[inverse]
+    else:
+        s = check_scoremap(scoremap, where)
+        q = quantize_scoremap(s)
+        levels_per_tau = binarization_levels(int(q.max()), thresholds)
+        levels, inverse = np.unique(levels_per_tau, return_inverse=True)
     if len(levels) == 0:
         best_levels = np.zeros(0, dtype=np.float64)
         n_box_levels = np.zeros(0, dtype=np.int64)
     elif method == "numba":
-        v2, v1, undecided, n_box_levels = _kernel.sweep_levels(
-            q, levels, gt, deltas, not multi_contour, multi_contour, opencv_tie_order())
+        v2, v1, undecided, n_box_levels = _kernel.sweep_buckets(
+            q, hist, levels, gt, deltas, not multi_contour, multi_contour, opencv_tie_order())
         if multi_contour:
             best_levels = v2
         else:
@@ -357,6 +387,15 @@ def warm_up() -> None:
         _kernel.sweep_levels(q, levels, gt, np.zeros(0), False, True, opencv_tie_order())
 
 
+def _init_worker() -> None:
+    """Pool worker start: Ctrl-C is the parent's to handle (a worker must not print a
+    KeyboardInterrupt traceback of its own; the parent terminates the pool), then warm up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
+
+
 def _mp_context():
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -378,7 +417,7 @@ class SweepPool:
     def _get(self):
         if self._pool is None and self.workers > 1:
             warm_up()  # compile / load once here: forked workers inherit the compiled kernel
-            self._pool = _mp_context().Pool(self.workers, initializer=warm_up)
+            self._pool = _mp_context().Pool(self.workers, initializer=_init_worker)
         return self._pool
 
     def imap(self, func, items: Iterable) -> Iterator:

@@ -77,10 +77,89 @@ class CheckpointSpec:
     arch_options: dict[str, Any] = field(default_factory=dict)
     num_classes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # every other top-level entry
+    read: frozenset[str] = frozenset()  # options the file records or its weights reveal (not guessed)
 
 
 # ---------------------------------------------------------------------------------------------
 # reading
+_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
+                         "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_SAME_TOP_OPS = frozenset({"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "FRAME", "PROTO"})
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """``module.name`` of every global that the pickle(s) in ``data`` import, in order.
+
+    Read with :func:`pickletools.genops`, which parses opcodes and never executes anything;
+    ``STACK_GLOBAL`` operands are followed through the memo (a placeholder when they cannot be
+    told). Parsing stops quietly at the first malformed or truncated byte.
+    """
+    import io
+    import pickletools
+
+    found: list[str] = []
+    buf = io.BytesIO(data)
+    try:
+        for _ in range(8):  # legacy (non-zip) files hold a few pickles back to back
+            start = buf.tell()
+            memo: dict[int, Any] = {}
+            top: list[Any] = []  # the last values pushed (strings, else None)
+            for op, arg, _at in pickletools.genops(buf):
+                name = op.name
+                if name in _STRING_OPS:
+                    top.append(arg)
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = top[-1] if top else None
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[arg] = top[-1] if top else None
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    top.append(memo.get(arg))
+                elif name == "GLOBAL":
+                    found.append(str(arg).replace(" ", ".", 1))
+                    top.append(None)
+                elif name == "STACK_GLOBAL":
+                    mod, attr = (top[-2:] if len(top) >= 2 else [None, None])
+                    ok = isinstance(mod, str) and isinstance(attr, str)
+                    found.append(f"{mod}.{attr}" if ok else "<a global named at run time>")
+                    top[-2:] = [None]
+                elif name not in _SAME_TOP_OPS:
+                    top.append(None)
+                del top[:-2]
+            if buf.tell() <= start or buf.tell() >= len(data):
+                break
+    except Exception:  # noqa: BLE001 - a malformed pickle: report what was read so far
+        pass
+    py2 = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # as torch maps protocol-2 names
+    return [py2[m] + n[len(m):] if (m := n.partition(".")[0]) in py2 else n for n in found]
+
+
+def _code_globals(path: Path) -> list[str]:
+    """The globals in the checkpoint's pickle that ``torch.load(weights_only=True)`` does not
+    allow (so unpickling them would run code), read without unpickling; [] if none or unreadable."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+                data = zf.read(names[0]) if names else b""
+        else:
+            data = path.read_bytes()
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return []
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals, _get_user_allowed_globals
+
+        allowed = set(_get_allowed_globals()) | set(_get_user_allowed_globals())
+        is_allowed = allowed.__contains__
+    except Exception:  # noqa: BLE001 - a private torch helper; fall back to torch's own types
+        def is_allowed(name: str) -> bool:
+            return name.startswith("torch.") or name in ("collections.OrderedDict", "builtins.set")
+    out: list[str] = []
+    for name in _pickle_globals(data):
+        if not is_allowed(name) and name not in out:
+            out.append(name)
+    return out
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
     p = Path(path)
@@ -90,13 +169,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = str(exc)
-        if "Weights only load failed" in msg and ("GLOBAL" in msg or "global" in msg):
+        # torch refuses protocol-4/5 pickles at their first FRAME opcode ("Unsupported operand
+        # 149") before naming any global, so read the globals ourselves (without unpickling)
+        code = _code_globals(p) if "Weights only load failed" in msg else []
+        if not code and "Weights only load failed" in msg and ("GLOBAL" in msg or "global" in msg):
             found = re.search(r"GLOBAL ([\w.]+)", msg)
-            what = f" ({found.group(1)})" if found else ""
+            code = [found.group(1) if found else "a Python class or function"]
+        if code:
+            what = ", ".join(code[:3]) + (f" and {len(code) - 3} more" if len(code) > 3 else "")
             raise UserError(
-                f"{p}: refused to load: the file contains pickled Python objects{what} beyond "
-                "tensors and plain containers, and unpickling them could run arbitrary code. If you "
-                "trust the file, re-save only its state_dict (tensors) and load that.") from None
+                f"{p}: refused to load: loading this checkpoint would run code (its pickle "
+                f"references {what}); unpickling objects beyond tensors and plain containers could "
+                "run arbitrary code, and the toolkit loads only weights (torch.load "
+                "weights_only=True). If you trust the file, re-save only its state_dict (tensors) "
+                "and load that.") from None
         raise UserError(f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
                         f"{msg.splitlines()[0] if msg else type(exc).__name__}") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile,
@@ -189,6 +275,7 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
         arch = str(meta.get("arch"))
         options = dict(meta.get("arch_options") or {})
         num_classes = int(meta.get("num_classes", num_classes or 0)) or num_classes
+        read = frozenset(options)
     else:
         named = meta.get("architecture") if fmt == "wsolevaluation" else None
         inferred = infer_arch(sd)
@@ -196,10 +283,38 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
             arch, options = inferred[0], dict(inferred[1])
         elif isinstance(named, str) and named in MODELS:
             arch = named
-        if arch in ("resnet50", "resnet18", "resnet34"):
+        read = frozenset(options)
+        if arch in ("resnet50", "resnet18", "resnet34"):  # a guess from the layout, not read
             options.setdefault("layer4_stride", 1 if fmt == "wsolevaluation" else 2)
     extra = {k: v for k, v in meta.items() if k not in _RESERVED}
-    return CheckpointSpec(fmt, sd, arch, options, num_classes, extra)
+    return CheckpointSpec(fmt, sd, arch, options, num_classes, extra, read)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """How a checkpoint became a model: its layout and which options were assumed.
+
+    ``assumed``: option -> value for every architecture option that neither the file (recorded
+    or revealed by the weights' shapes) nor the caller gave; each changes with the flag
+    ``--<option with dashes>`` (e.g. ``--large-feature-map``).
+    """
+
+    source: str
+    format: str
+    arch: str
+    arch_options: dict[str, Any]
+    num_classes: int
+    assumed: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.source, "format": self.format, "arch": self.arch,
+                "arch_options": dict(self.arch_options), "num_classes": self.num_classes,
+                "assumed_options": dict(self.assumed)}
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of architecture option ``name`` (``large_feature_map`` -> ``--large-feature-map``)."""
+    return "--" + name.replace("_", "-")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,6 +485,10 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_locati
                         "SPG_A4.weight); pass num_classes=...")
     model = build_from_state_dict(spec.state_dict, arch, int(num_classes), merged, source,
                                   device=_as_device(map_location))
+    given = set(options) | (set(spec.read) if spec.arch == arch else set())
+    resolved = dict(getattr(model, "arch_options", merged))
+    model.load_report = LoadReport(source, spec.format, arch, resolved, int(num_classes),
+                                   {k: v for k, v in resolved.items() if k not in given})
     return model
 
 

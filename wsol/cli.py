@@ -105,8 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.debug = debug
     try:
         return int(_load(name).run(args) or 0)
-    except KeyboardInterrupt:
-        print("wsol: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        detail = str(exc)
+        print(f"wsol {name}: interrupted" + (f"; {detail}" if detail else ""), file=sys.stderr)
         return 130
     except Exception as exc:
         if debug or not isinstance(exc, _user_error_types()):

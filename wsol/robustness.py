@@ -80,7 +80,9 @@ class _Counter:
 
 
 def _batches(loader: Iterable, device: torch.device, desc: str, progress: bool):
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    from wsol.data.loading import iterate
+
+    for batch in tqdm(iterate(loader), desc=desc, total=len(loader), disable=not progress, leave=False):
         yield batch["image"].to(device), torch.as_tensor(batch["label"], device=device)
 
 
@@ -118,7 +120,10 @@ def default_sides(image_side: int, steps: int = 8) -> list[int]:
 
 
 def make_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Batches in dataset order; iterate it with :func:`wsol.data.loading.iterate` so that a
+    worker's user error is raised as itself."""
     from wsol.data import collate
+    from wsol.data.loading import CarryErrors, carry_collate
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=collate)
+    return DataLoader(CarryErrors(dataset), batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      collate_fn=carry_collate(collate))

@@ -99,23 +99,47 @@ def _write_metadata(ds, folder: Path) -> None:
         f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes))
 
 
-def test_saved_scoremaps_give_the_same_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+_METRIC_KEYS = ("MaxBoxAcc", "MaxBoxAccV2", "best_threshold", "top1_loc", "top5_loc", "gt_known_loc",
+                "top1_cls", "top5_cls", "PxAP", "ci95")
+
+
+def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+    """Default saving is lossless (float32, the dtype the maps are computed in): every metric in the
+    JSON equals the run without saving, and evaluate-scoremaps on the saved maps agrees."""
     out = tmp_path / "r.json"
     maps = tmp_path / "maps"
     assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
                  "--workers", "2", "--save-scoremaps", str(maps), "--output", str(out)]) == 0
     saved = np.load(next(maps.rglob("*.npy")))
-    assert saved.dtype == np.float16 and saved.shape == (64, 64)
+    assert saved.dtype == np.float32 and saved.shape == (64, 64)
+    a, base = json.loads(out.read_text()), json.loads(baseline.read_text())
+    assert {k: a.get(k) for k in _METRIC_KEYS} == {k: base.get(k) for k in _METRIC_KEYS}
+    assert a["scoremaps"]["dtype"] == "float32" and "lossless" in a["scoremaps"]["metrics_on"]
     ds = build_dataset("synthetic", tiny_synth, "test")
     _write_metadata(ds, tmp_path / "meta")
     out2 = tmp_path / "r2.json"
     assert main(["evaluate-scoremaps", "--metadata-dir", str(tmp_path / "meta"), "--scoremap-dir", str(maps),
                  "--workers", "1", "--output", str(out2)]) == 0
-    a, b = json.loads(out.read_text()), json.loads(out2.read_text())
+    b = json.loads(out2.read_text())
     assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
-    # float16 maps change little against float32 ones
-    base = json.loads(baseline.read_text())
-    assert abs(a["MaxBoxAccV2"] - base["MaxBoxAccV2"]) < 10
+
+
+def test_float16_scoremaps_are_an_opt_in_the_result_names(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+    out = tmp_path / "r16.json"
+    maps = tmp_path / "maps16"
+    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
+                 "--save-scoremaps", str(maps), "--scoremap-dtype", "float16", "--output", str(out)]) == 0
+    assert np.load(next(maps.rglob("*.npy"))).dtype == np.float16
+    a = json.loads(out.read_text())
+    assert a["scoremaps"]["dtype"] == "float16" and "rounded to float16" in a["scoremaps"]["metrics_on"]
+    ds = build_dataset("synthetic", tiny_synth, "test")
+    _write_metadata(ds, tmp_path / "meta")
+    out2 = tmp_path / "r2.json"
+    assert main(["evaluate-scoremaps", "--metadata-dir", str(tmp_path / "meta"), "--scoremap-dir", str(maps),
+                 "--workers", "1", "--output", str(out2)]) == 0
+    b = json.loads(out2.read_text())
+    assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
+    assert abs(a["MaxBoxAccV2"] - json.loads(baseline.read_text())["MaxBoxAccV2"]) < 10
 
 
 def test_refuses_to_overwrite(baseline, tiny_checkpoint, tiny_synth, capsys):

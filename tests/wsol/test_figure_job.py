@@ -13,7 +13,7 @@ import pytest
 from eval.tables import read_per_image_csv
 from wsol.cli import main
 from wsol.errors import UserError
-from wsol.figure_job import (DEFAULT_TAU, _column_tau, GridConfig, column_names, denormalize_image,
+from wsol.jobs.figure import (DEFAULT_TAU, _column_tau, GridConfig, column_names, denormalize_image,
                              disagreement_order, select_by_seed)
 
 
@@ -133,18 +133,8 @@ def test_figure_errors_are_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ CAM grid (e2e)
 
-def _grid_modules():
-    """The grid needs the models, checkpoints, data and CAM packages; skip cleanly until they exist."""
-    for name in ("torch", "wsol.checkpoints", "wsol.models", "wsol.data.synthetic", "eval.sweep"):
-        pytest.importorskip(name)
-    cam = pytest.importorskip("cam")
-    if not hasattr(cam, "cams_and_logits"):
-        pytest.skip("cam.cams_and_logits is not available yet")
-
-
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
-    _grid_modules()
     import torch
 
     from wsol.checkpoints import save_checkpoint
@@ -183,7 +173,7 @@ def test_grid_end_to_end(tiny_setup, capsys):
     assert main(argv) == 0
     assert out.stat().st_size > 10000 and out.with_suffix(".pdf").stat().st_size > 10000
 
-    from wsol import figure_job
+    from wsol.jobs import figure as figure_job
 
     captured = {}
     real = figure_job.cam_grid_figure

@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     """Run ``wsol evaluate`` for every ``--checkpoint`` into ``OUT/<name>/result.json``."""
     from wsol.errors import UserError
-    from wsol.evaluate import EvaluateConfig, format_summary, run_evaluate
+    from eval.results import format_summary
+    from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
 
     if not (args.out and args.dataset and args.data_root):
         raise UserError("--checkpoint needs --dataset, --data-root and --out")
@@ -85,7 +86,7 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
         out = Path(args.out) / name / "result.json"
         result = run_evaluate(EvaluateConfig(
             checkpoint=ckpt, dataset=args.dataset, data_root=args.data_root, metadata_dir=args.metadata_dir,
-            split=args.split, protocol=args.protocol, cam_method=args.cam_method, batch_size=args.batch_size,
+            split=args.split, preset=args.preset, cam_method=args.cam_method, batch_size=args.batch_size,
             device=args.device, workers=args.workers, output=str(out), overwrite=True))
         print(f"{name}: {format_summary(result)}")
         paths.append(str(out))

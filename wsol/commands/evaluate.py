@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.commands._common import add_data_arguments, add_runtime_arguments
+from wsol.commands._common import (add_data_arguments, add_metric_arguments, add_model_arguments,
+                                  add_runtime_arguments, metric_settings, model_options)
 
 HELP = "evaluate a checkpoint: top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, PxAP, with 95% intervals"
 DESCRIPTION = HELP + """
@@ -28,54 +29,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from cam import CAM_METHODS
 
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (any supported layout)")
-    parser.add_argument("--arch", default=None,
-                        help="architecture when the checkpoint does not record it (inferred from its keys otherwise)")
-    parser.add_argument("--layer4-stride", type=int, default=None, choices=[1, 2],
-                        help="ResNet-50 only: 1 = wsolevaluation (14x14 CAM), 2 = torchvision/CutMix-PyTorch (7x7)")
-    parser.add_argument("--large-feature-map", action="store_true", default=None,
-                        help="wsolevaluation models trained with large_feature_map (28x28 CAM)")
+    add_model_arguments(parser)
     add_data_arguments(parser)
-    m = parser.add_argument_group("metrics")
+    m = add_metric_arguments(parser)
     m.add_argument("--cam-method", default="cam", choices=list(CAM_METHODS),
                    help="CAM method (default: %(default)s)")
-    m.add_argument("--cam-curve-interval", type=float, default=0.01,
-                   help="threshold step of the MaxBoxAcc / PxAP sweep (default: %(default)s)")
-    m.add_argument("--iou-thresholds", type=int, nargs="+", default=[30, 50, 70],
-                   help="IoU thresholds in percent (default: 30 50 70)")
-    m.add_argument("--largest-contour", action="store_true",
-                   help="MaxBoxAcc V1: box of the largest contour only (default: all contours, V2)")
-    m.add_argument("--sigma", type=float, default=0.15,
-                   help="old protocol: CAM threshold as a fraction of the max (default: %(default)s, CutMix)")
+    parser.add_argument("--label-subset", action="store_true",
+                        help="accept a dataset with fewer classes than the checkpoint's outputs whose labels "
+                             "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
+                             "without it a class-count mismatch is refused")
     add_runtime_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument("--output", required=True, help="result JSON path")
     o.add_argument("--save-scoremaps", default=None, metavar="DIR",
                    help="also write DIR/<image_id>.npy (wsolevaluation layout) for evaluate-scoremaps")
-    o.add_argument("--scoremap-dtype", default="float16", choices=["float16", "float32", "float64"],
-                   help="dtype of saved score maps (default float16: 4x smaller than wsolevaluation's "
-                        "float64; metrics are computed on the saved values so both agree)")
+    o.add_argument("--scoremap-dtype", default=None, choices=["float16", "float32"],
+                   help="dtype of saved score maps (default: float32, the dtype they are computed in, so "
+                        "saving never changes the metrics; float16 halves the files and then the metrics "
+                        "use the rounded maps, which the result file says)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing result")
     o.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from its per-image log (same numbers as uninterrupted)")
+                   help="continue an interrupted run from its per-image log (same numbers as uninterrupted); "
+                        "refused if any option, or the checkpoint file, differs from the logged run's; on a "
+                        "finished result it checks the options and changes nothing")
     o.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images instead of stopping; the result counts and lists them")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsol.evaluate import EvaluateConfig, format_summary, run_evaluate
+    from eval.results import format_summary
+    from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
 
-    options = {k: v for k, v in (("layer4_stride", args.layer4_stride),
-                                 ("large_feature_map", args.large_feature_map)) if v is not None}
     cfg = EvaluateConfig(
-        checkpoint=args.checkpoint, arch=args.arch, arch_options=options, dataset=args.dataset,
-        data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split,
-        protocol=args.protocol, cam_method=args.cam_method, cam_curve_interval=args.cam_curve_interval,
-        iou_thresholds=tuple(args.iou_thresholds), multi_contour=not args.largest_contour,
-        sigma=args.sigma, batch_size=args.batch_size, device=args.device, workers=args.workers,
-        output=args.output, save_scoremaps=args.save_scoremaps, scoremap_dtype=args.scoremap_dtype,
-        overwrite=args.overwrite, resume=args.resume, skip_bad=args.skip_bad,
-        progress=not args.no_progress)
+        checkpoint=args.checkpoint, arch=args.arch, arch_options=model_options(args), dataset=args.dataset,
+        data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split, preset=args.preset,
+        cam_method=args.cam_method, metrics=metric_settings(args), batch_size=args.batch_size,
+        device=args.device, workers=args.workers, output=args.output, save_scoremaps=args.save_scoremaps,
+        scoremap_dtype=args.scoremap_dtype, label_subset=args.label_subset, overwrite=args.overwrite,
+        resume=args.resume, skip_bad=args.skip_bad, progress=not args.no_progress)
     result = run_evaluate(cfg)
     if result is not None:  # None on non-zero ranks under torchrun
         print(format_summary(result))

@@ -7,7 +7,9 @@ torch) is imported inside :func:`run`.
 from __future__ import annotations
 
 import argparse
-import os
+
+from eval.cores import usable_cores
+from wsol.commands._common import add_metric_arguments, metric_settings
 
 HELP = "MaxBoxAcc, MaxBoxAccV2, PxAP (and top-1/top-5 loc) of saved score maps, exact and fast"
 DESCRIPTION = HELP + """
@@ -34,54 +36,19 @@ Examples:
 """
 
 
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _positive_interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0.0 < v < 1.0):
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {v}")
-    return v
-
-
-def _iou(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
-    if not (0.0 <= v <= 100.0):
-        raise argparse.ArgumentTypeError(f"IoU thresholds are percentages in [0, 100], got {v}")
-    return int(v) if v.is_integer() else v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metadata-dir", required=True,
                         help="wsolevaluation metadata split folder (image_ids.txt, class_labels.txt, "
                              "image_sizes.txt, localization.txt)")
     parser.add_argument("--scoremap-dir", required=True, help="folder with <image_id>.npy score maps")
-    parser.add_argument("--cam-curve-interval", type=_positive_interval, default=0.01,
-                        help="threshold step: thresholds np.arange(0, 1, step) (default: %(default)s; "
-                             "wsolevaluation's main.py uses 0.001)")
-    parser.add_argument("--iou-thresholds", type=_iou, nargs="+", default=[30, 50, 70],
-                        help="IoU thresholds in percent (default: 30 50 70)")
-    parser.add_argument("--largest-contour", action="store_true",
-                        help="V1: box of the largest contour only (default: boxes of all contours, V2)")
+    add_metric_arguments(parser)
     parser.add_argument("--mask-root", default=None,
                         help="PxAP for mask splits: folder the mask paths of localization.txt are relative to")
     parser.add_argument("--predictions", default=None,
                         help="CSV image_id,pred1[,pred2,...] (best first, 0-based): adds top-1/top-5 "
                              "localization and classification")
-    parser.add_argument("--sigma", type=float, default=0.15,
-                        help="old protocol: threshold as a fraction of the map's max (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None,
-                        help=f"worker processes (default: number of cores, here {_cores()})")
+                        help=f"worker processes (default: number of cores, here {usable_cores()})")
     parser.add_argument("--output", default=None, help="result JSON path (default: print the JSON)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -131,10 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     show = not args.no_progress and sys.stderr.isatty()
     result, per_image = evaluate_scoremaps(
-        args.metadata_dir, args.scoremap_dir, cam_curve_interval=args.cam_curve_interval,
-        iou_thresholds=args.iou_thresholds, multi_contour=not args.largest_contour,
-        mask_root=args.mask_root, predictions=args.predictions,
-        workers=args.workers if args.workers is not None else _cores(), sigma=args.sigma,
+        args.metadata_dir, args.scoremap_dir, metric_settings(args), mask_root=args.mask_root,
+        predictions=args.predictions, workers=args.workers if args.workers is not None else usable_cores(),
         progress=progress if show else None)
     if "bar" in state:
         state["bar"].close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol.commands._common import add_model_arguments, model_options
+
 HELP = "figures (PNG + PDF): CAM comparison grid, BoxAcc-vs-threshold curves, per-class accuracy"
 DESCRIPTION = HELP + """
 
@@ -49,12 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
                    help="checkpoint of one column; repeat for several models")
     g.add_argument("--names", nargs="+", default=None, help="column names, one per --checkpoint")
-    g.add_argument("--arch", default=None, help="architecture when the checkpoints do not record it")
+    add_model_arguments(g)
+    g.add_argument("--workers", type=int, default=None,
+                   help="DataLoader processes reading the chosen images (default: one per core, at most 4)")
     g.add_argument("--dataset", required=True, help="dataset format (cub, imagenet, wsolevaluation, synthetic)")
     g.add_argument("--data-root", required=True, help="folder holding the images")
     g.add_argument("--metadata-dir", default=None, help="wsolevaluation metadata split folder")
     g.add_argument("--split", default="test", help="split (default: %(default)s)")
-    g.add_argument("--protocol", default="wsolevaluation", help="evaluation preset (default: %(default)s)")
+    g.add_argument("--preset", "--protocol", dest="preset", default="wsolevaluation",
+                   help="data preset (default: %(default)s; --protocol is an alias)")
     pick = g.add_mutually_exclusive_group()
     pick.add_argument("--images", type=int, default=4, help="number of images (rows; default: %(default)s)")
     pick.add_argument("--ids", nargs="+", default=None, help="image ids to show, as in image_ids.txt")
@@ -97,13 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsol import figure_job
+    from wsol.jobs import figure as figure_job
 
     if args.figure == "grid":
         cfg = figure_job.GridConfig(
-            checkpoints=args.checkpoints, names=args.names, arch=args.arch, dataset=args.dataset,
+            checkpoints=args.checkpoints, names=args.names, arch=args.arch, arch_options=model_options(args), workers=args.workers, dataset=args.dataset,
             data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split,
-            protocol=args.protocol, images=args.images, ids=args.ids, select=args.select,
+            preset=args.preset, images=args.images, ids=args.ids, select=args.select,
             results=args.results, cam_methods=args.cam_methods or ["cam"], cam_class=args.cam_class,
             threshold=args.threshold, seed=args.seed, device=args.device, cmap=args.cmap,
             out=args.out, width_in=args.width)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.commands._common import add_data_arguments, add_runtime_arguments, parse_fraction
+from wsol.commands._common import (add_data_arguments, add_model_arguments, add_runtime_arguments, model_options,
+                                  parse_fraction)
 
 HELP = "top-1 accuracy under FGSM attack or centre/boundary occlusion (CutMix paper Table 11, Fig. 5a)"
 DESCRIPTION = HELP + """
@@ -24,7 +25,7 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", action="append", required=True, help="checkpoint file (repeat for several)")
-    parser.add_argument("--arch", default=None, help="architecture, when the checkpoint does not record it")
+    add_model_arguments(parser)
     parser.add_argument("--names", nargs="+", default=None, help="display names, one per checkpoint")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--attack", choices=["fgsm"], help="adversarial attack")
@@ -38,13 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsol.robustness_job import RobustnessConfig, run_robustness
+    from wsol.jobs.robustness import RobustnessConfig, run_robustness
 
     cfg = RobustnessConfig(
-        checkpoints=list(args.checkpoint), names=args.names, arch=args.arch, attack=args.attack,
+        checkpoints=list(args.checkpoint), names=args.names, arch=args.arch, arch_options=model_options(args), attack=args.attack,
         eps=args.eps, occlusion=args.occlusion, steps=args.steps, dataset=args.dataset,
         data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split,
-        protocol=args.protocol, batch_size=args.batch_size, device=args.device, workers=args.workers,
+        preset=args.preset, batch_size=args.batch_size, device=args.device, workers=args.workers,
         out=args.out, overwrite=args.overwrite)
     result = run_robustness(cfg)
     for row in result["models"]:

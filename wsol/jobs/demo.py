@@ -1,7 +1,10 @@
 """``wsol demo``: the embedded end-to-end job that ``make demo`` runs.
 
 synthetic benchmark -> train baseline / Cutout / Mixup / CutMix (``synthetic_cpu``) -> evaluate the
-four -> compare (intervals, paired p-values) -> figures -> ``report.md``.
+four -> compare (intervals, paired p-values) -> figures -> ``report.md``. With ``seeds = N > 1`` every
+method is trained and evaluated with training seeds ``seed .. seed + N - 1`` (same benchmark, data
+seed ``seed``) and :mod:`wsol.jobs.study` adds the table across seeds (mean, 95 % t-interval,
+per-seed paired tests) and the sentence on whether the CutMix effect appears.
 
 Generation, trainings and evaluations run the public CLI in subprocesses (what users run, and
 the way to use both cores); comparison and figures call the same library functions in-process.
@@ -36,6 +39,7 @@ class DemoConfig:
     test_per_class: int = 50
     size: int = 64
     seed: int = 0
+    seeds: int = 1  # training seeds seed .. seed + seeds - 1 (the benchmark's data seed stays `seed`)
     parallel: int = 2
     train_set: list[str] = field(default_factory=list)  # extra --set key=value for every training
     fresh: bool = False
@@ -90,9 +94,26 @@ def _run_parallel(jobs: dict[str, list[str]], logs: Path, parallel: int, env: di
         raise UserError(f"demo stage failed for {', '.join(failed)}\n{tails}")
 
 
+def train_seeds(cfg: DemoConfig) -> list[int]:
+    """The training seeds of the demo: ``cfg.seed .. cfg.seed + cfg.seeds - 1``."""
+    return [cfg.seed + i for i in range(max(1, cfg.seeds))]
+
+
+def run_name(cfg: DemoConfig, aug: str, seed: int) -> str:
+    """Folder / stage name of one run: ``aug`` for the first seed (the one-seed demo's layout, so a
+    ``--seeds N`` re-run reuses it), ``aug_seedK`` for the others."""
+    return aug if seed == cfg.seed else f"{aug}_seed{seed}"
+
+
+def result_paths(root: Path, cfg: DemoConfig, seed: int) -> list[str]:
+    return [str(root / "eval" / run_name(cfg, a, seed) / "result.json") for a in cfg.augs]
+
+
 def run_demo(cfg: DemoConfig) -> Path:
     """Run (or finish) the demo in ``cfg.out``; return the path of ``report.md``."""
     root = Path(cfg.out)
+    if cfg.seeds < 1:
+        raise UserError("--seeds must be at least 1")
     if cfg.fresh and root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -113,37 +134,47 @@ def run_demo(cfg: DemoConfig) -> Path:
     else:
         st.say("1/5 synthetic benchmark: reusing")
 
-    todo = [a for a in cfg.augs if not st.done(f"train_{a}")]
-    st.say(f"2/5 training {len(cfg.augs)} models with synthetic_cpu ({len(todo)} to do, "
+    seeds = train_seeds(cfg)
+    runs = [(a, s) for s in seeds for a in cfg.augs]
+    todo = [(a, s) for a, s in runs if not st.done(f"train_{run_name(cfg, a, s)}")]
+    what = f"{len(cfg.augs)} models" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
+    st.say(f"2/5 training {what} with synthetic_cpu ({len(todo)} to do, "
            f"{cfg.parallel} in parallel, 1 thread each)")
     jobs = {}
-    for aug in todo:
-        sets = [f"data_root={data}", "threads=1", f"seed={cfg.seed}", *cfg.train_set]
-        jobs[f"train_{aug}"] = _wsol("train", "--recipe", "synthetic_cpu", "--aug", aug, "--resume",
-                                     "--out", str(root / "train" / aug), *sum((["--set", s] for s in sets), []))
+    for aug, seed in todo:
+        name = run_name(cfg, aug, seed)
+        sets = [f"data_root={data}", "threads=1", f"seed={seed}", *cfg.train_set]
+        jobs[f"train_{name}"] = _wsol("train", "--recipe", "synthetic_cpu", "--aug", aug, "--resume",
+                                      "--out", str(root / "train" / name), *sum((["--set", s] for s in sets), []))
     _run_parallel(jobs, root / "logs", cfg.parallel, single)
     for name in jobs:
         st.mark(name)
 
-    todo = [a for a in cfg.augs if not st.done(f"eval_{a}")]
-    st.say(f"3/5 evaluating {len(cfg.augs)} models ({len(todo)} to do)")
+    todo = [(a, s) for a, s in runs if not st.done(f"eval_{run_name(cfg, a, s)}")]
+    st.say(f"3/5 evaluating {what} ({len(todo)} to do)")
     jobs = {}
-    for aug in todo:
-        jobs[f"eval_{aug}"] = _wsol("evaluate", "--checkpoint", str(root / "train" / aug / "last.pt"),
-                                    "--dataset", "synthetic", "--data-root", str(data), "--split", "test",
-                                    "--device", "cpu", "--workers", "0", "--overwrite",
-                                    "--output", str(root / "eval" / aug / "result.json"))
+    for aug, seed in todo:
+        name = run_name(cfg, aug, seed)
+        jobs[f"eval_{name}"] = _wsol("evaluate", "--checkpoint", str(root / "train" / name / "last.pt"),
+                                     "--dataset", "synthetic", "--data-root", str(data), "--split", "test",
+                                     "--device", "cpu", "--workers", "0", "--overwrite",
+                                     "--output", str(root / "eval" / name / "result.json"))
     _run_parallel(jobs, root / "logs", min(cfg.parallel, n_cores), single)
     for name in jobs:
         st.mark(name)
 
-    results = [str(root / "eval" / a / "result.json") for a in cfg.augs]
+    results = result_paths(root, cfg, cfg.seed)
     names = [DISPLAY.get(a, a) for a in cfg.augs]
     st.say("4/5 comparing and drawing figures")
-    from eval.tables import compare_results, write_comparison
-    from wsol import figure_job
+    from wsol.jobs import figure as figure_job
+    from wsol.jobs.study import compare_module, seed_study, write_seed_study
 
-    write_comparison(compare_results(results, names), root / "comparison.md", root / "comparison.csv")
+    cmp = compare_module()
+    cmp.write_comparison(cmp.compare_results(results, names), root / "comparison.md", root / "comparison.csv")
+    study = None
+    if len(seeds) > 1:
+        study = seed_study({s: result_paths(root, cfg, s) for s in seeds}, names)
+        write_seed_study(study, root / "seeds.md", root / "seeds.csv")
     ckpts = [str(root / "train" / a / "last.pt") for a in cfg.augs]
     figure_job.render_cam_grid(figure_job.GridConfig(
         checkpoints=ckpts, names=names, dataset="synthetic", data_root=str(data), split="test", images=6,
@@ -152,7 +183,7 @@ def run_demo(cfg: DemoConfig) -> Path:
     figure_job.render_per_class(results, root / "per_class.png", names=names)
 
     st.say("5/5 writing the report")
-    report = write_report(root, cfg, names, results)
+    report = write_report(root, cfg, names, results, study)
     st.say(f"done: {report}")
     return report
 
@@ -161,10 +192,11 @@ HEADLINE = (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc"), ("gt_know
             ("top1_cls", "classification top-1"))
 
 
-def summarize(comp) -> str:
+def summarize(comp, seeds: int = 1) -> str:
     """One paragraph written from the numbers and their paired tests (no claim is assumed).
 
-    ``comp``: an :class:`eval.tables.Comparison` whose first model is the baseline.
+    ``comp``: a ``Comparison`` (``eval.compare`` / ``eval.tables``) whose first model is the
+    baseline; ``seeds``: how many training seeds the study has (the paragraph is about the first).
     """
     names = comp.names
     base = names[0]
@@ -197,26 +229,86 @@ def summarize(comp) -> str:
         if noise:
             sentence += "; not significant: " + ", ".join(noise)
         parts.append(sentence + ".")
-    parts.append("Each method was trained once (one seed) on a small synthetic benchmark, so these are "
-                 "findings about this run, not a verdict on the methods; whether CutMix's claimed "
-                 "localization gain appears here is exactly what the table measures.")
+    if seeds > 1:
+        parts.append(f"These are the runs of the first seed; the table across the {seeds} seeds above says "
+                     "which differences persist from seed to seed.")
+    else:
+        parts.append("Each method was trained once (one seed) on a small synthetic benchmark, so these are "
+                     "findings about this run, not a verdict on the methods; `wsol demo --seeds 3` repeats "
+                     "the trainings with other seeds and reports intervals across seeds.")
     return " ".join(parts)
 
 
-def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths: Sequence[str]) -> Path:
+def lead_sentence(comp, method: str = "CutMix") -> str:
+    """The one-seed finding in one sentence: ``method`` against the baseline on MaxBoxAccV2 and
+    top-1 loc, with the bootstrap intervals and paired p-values (whichever way it falls)."""
+    names = comp.names
+    base = names[0]
+    if method not in names[1:]:
+        method = names[1] if len(names) > 1 else base
+    if method == base:
+        return f"Only {base} was trained, so no method is compared with it."
+
+    def one(metric: str, label: str) -> str | None:
+        try:
+            a, b = comp.row(method, metric), comp.row(base, metric)
+        except KeyError:
+            return None
+        if a.value is None or b.value is None:
+            return None
+
+        def v(row) -> str:
+            return f"{row.value:.1f}" + (f" [{row.ci[0]:.1f}, {row.ci[1]:.1f}]" if row.ci else "")
+
+        p = "" if a.p_value is None else f", p = {a.p_value:.2g}"
+        return f"{label} {v(a)} vs {v(b)} (Δ {a.delta:+.1f}{p})"
+
+    parts = [t for t in (one("MaxBoxAccV2", "MaxBoxAccV2"), one("top1_loc", "top-1 loc")) if t]
+    sig = {}
+    for metric, label in (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc")):
+        try:
+            row = comp.row(method, metric)
+        except KeyError:
+            continue
+        if row.p_value is not None and row.p_value < 0.05 and row.delta:
+            sig[label] = row.delta
+    if len(sig) == 2 and (all(d > 0 for d in sig.values()) or all(d < 0 for d in sig.values())):
+        verdict = "better" if all(d > 0 for d in sig.values()) else "worse"
+        head = (f"In this one-seed run {method} localizes {verdict} than {base} on both MaxBoxAccV2 and "
+                "top-1 loc (p < 0.05)")
+    elif sig:
+        head = (f"In this one-seed run {method} differs from {base} at p < 0.05 only on "
+                + ", ".join(f"{k} ({'+' if d > 0 else '-'})" for k, d in sig.items())
+                + (" (in opposite directions)" if len(sig) == 2 else ""))
+    else:
+        head = f"In this one-seed run {method} does not differ from {base} at p < 0.05 on MaxBoxAccV2 or top-1 loc"
+    return (f"{head}: " + "; ".join(parts) + " (95 % bootstrap intervals over test images, exact paired "
+            "tests; one training seed, so the seed-to-seed spread is not in these numbers).")
+
+
+def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths: Sequence[str],
+                 study=None) -> Path:
+    """``report.md``: the finding first (one sentence with numbers and intervals), then the tables
+    (across seeds when ``study`` is given, then the first seed's comparison) and the figures."""
     from eval.io import atomic_write_text
+    from wsol.jobs.study import effect_sentence, seeds_markdown, compare_module
 
-    from eval.tables import compare_results
-
-    comp = compare_results(list(result_paths), names)
+    comp = compare_module().compare_results(list(result_paths), names)
     table_md = (root / "comparison.md").read_text() if (root / "comparison.md").exists() else ""
+    seeds = train_seeds(cfg)
+    finding = effect_sentence(study) if study is not None else lead_sentence(comp)
+    seed_text = (f"training seed {cfg.seed}" if len(seeds) == 1 else
+                 f"training seeds {seeds[0]}-{seeds[-1]} (benchmark seed {cfg.seed})")
     lines = ["# wsol-toolkit demo: baseline vs Cutout vs Mixup vs CutMix on the synthetic benchmark", "",
+             f"**Finding.** {finding}", "",
              f"{cfg.classes} classes, {cfg.train_per_class} training and {cfg.test_per_class} test images per "
-             f"class, {cfg.size}x{cfg.size} px, seed {cfg.seed}; recipe `synthetic_cpu` (small_cnn). "
-             "Metrics in percent with 95 % bootstrap intervals; p-values are exact McNemar tests "
-             "against the baseline on the same images.", "",
-             "## Results", "", table_md, "",
-             "## What the numbers show", "", summarize(comp), "",
+             f"class, {cfg.size}x{cfg.size} px, benchmark seed {cfg.seed}, {seed_text}; recipe `synthetic_cpu` "
+             "(small_cnn). Metrics in percent with 95 % bootstrap intervals; p-values are exact McNemar tests "
+             "against the baseline on the same images.", ""]
+    if study is not None:
+        lines += [f"## Across {len(seeds)} seeds", "", seeds_markdown(study), ""]
+    lines += [f"## Results{' (seed ' + str(cfg.seed) + ')' if study is not None else ''}", "", table_md, "",
+             "## What the numbers show", "", summarize(comp, len(seeds)), "",
              "## Figures", "",
              "CAMs of the four models on the images where they disagree most (green: GT box, red: "
              "predicted box):", "", "![CAM grid](cam_grid.png)", "",

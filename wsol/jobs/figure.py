@@ -155,7 +155,7 @@ class GridConfig:
     names: list[str] | None = None
     metadata_dir: str | None = None
     split: str = "test"
-    protocol: str = "wsolevaluation"
+    preset: str = "wsolevaluation"
     images: int = 4
     ids: list[str] | None = None
     select: str = "seed"                     # "seed" or "disagree" (ignored when ids are given)
@@ -165,9 +165,28 @@ class GridConfig:
     threshold: float | None = None           # τ for columns without a result file (default DEFAULT_TAU)
     seed: int = 0
     arch: str | None = None
+    arch_options: dict = field(default_factory=dict)
+    workers: int | None = None               # DataLoader processes reading the chosen images
     device: str | None = None
     cmap: str = "inferno"
     width_in: float | None = None
+
+
+def _first(items: list) -> dict:
+    return items[0]
+
+
+def _read_items(dataset, indices: Sequence[int], workers: int | None) -> list[dict]:
+    """``dataset[i]`` for ``indices``, read by DataLoader workers; a worker's user error is raised as itself."""
+    from torch.utils.data import DataLoader, Subset
+
+    from wsol.data.loading import CarryErrors, carry_collate, iterate
+    from wsol.runtime import sweep_workers
+
+    n = min(sweep_workers(workers), 4)
+    loader = DataLoader(CarryErrors(Subset(dataset, list(indices))), batch_size=1, num_workers=n,
+                        collate_fn=carry_collate(_first))
+    return list(iterate(loader))
 
 
 def _choose_images(cfg: GridConfig, dataset, results) -> list[int]:
@@ -223,6 +242,8 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
     from eval.sweep import boxes_at_threshold
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
+    from wsol.model_info import describe_model, model_line
+    from wsol.runtime import resolve_device
 
     if not cfg.checkpoints:
         raise UserError("give at least one --checkpoint")
@@ -237,14 +258,14 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
             raise UserError(f"--results: {len(cfg.results)} result files for {len(cfg.checkpoints)} checkpoints "
                             "(give one per checkpoint, in the same order)")
         results = load_results(cfg.results, names)
-    device = torch.device(cfg.device) if cfg.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
 
     dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
-                            preset=cfg.protocol)
+                            preset=cfg.preset)
     if len(dataset) == 0:
         raise UserError(f"the {cfg.dataset} {cfg.split} split at {cfg.data_root} has no images")
     chosen = _choose_images(cfg, dataset, results)
-    items = [dataset[i] for i in chosen]
+    items = _read_items(dataset, chosen, cfg.workers)
     images = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(device)
     labels = torch.as_tensor([int(it["label"]) for it in items], device=device)
     class_names = list(getattr(dataset, "class_names", None) or [str(i) for i in range(int(labels.max()) + 1)])
@@ -253,7 +274,8 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
     cells: list[list[GridCell]] = [[] for _ in items]
     taus: list[float] = []
     for m, ckpt in enumerate(cfg.checkpoints):
-        model = load_checkpoint(ckpt, arch=cfg.arch, map_location=device).to(device).eval()
+        model = load_checkpoint(ckpt, arch=cfg.arch, map_location=device, **cfg.arch_options).to(device).eval()
+        print(model_line(names[m], describe_model(model, tuple(images.shape[-2:]))), flush=True)
         for method in cfg.cam_methods:
             tau = _column_tau(cfg, results, m, method)
             taus.append(tau)

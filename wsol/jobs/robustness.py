@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsol.errors import UserError
@@ -17,13 +18,14 @@ class RobustnessConfig:
     out: str
     names: list[str] | None = None
     arch: str | None = None
+    arch_options: dict = field(default_factory=dict)
     attack: str | None = "fgsm"
     eps: float = 8 / 255
     occlusion: str | None = None
     steps: int = 8
     metadata_dir: str | None = None
     split: str = "test"
-    protocol: str = "wsolevaluation"
+    preset: str = "wsolevaluation"
     batch_size: int = 32
     device: str | None = None
     workers: int | None = None
@@ -35,8 +37,9 @@ def run_robustness(cfg: RobustnessConfig) -> dict:
     occlusion, ``occlusion_<mode>.png/.pdf``) in ``cfg.out``; return the result dict."""
     from eval.io import atomic_write_json, refuse_overwrite
     from wsol.checkpoints import load_checkpoint
-    from wsol.commands._common import default_workers, resolve_device
     from wsol.data import build_dataset
+    from wsol.model_info import describe_model, model_line
+    from wsol.runtime import resolve_device, sweep_workers
     from wsol.robustness import (FGSM_NOTE, OCCLUSION_NOTE, default_sides, fgsm_accuracy, make_loader,
                                  occlusion_accuracy)
 
@@ -50,22 +53,24 @@ def run_robustness(cfg: RobustnessConfig) -> dict:
     refuse_overwrite(out / "robustness.json", cfg.overwrite)
     device = resolve_device(cfg.device)
     dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
-                            preset=cfg.protocol)
-    workers = default_workers(cfg.workers) if device.type == "cuda" else 0
+                            preset=cfg.preset)
+    workers = sweep_workers(cfg.workers) if device.type == "cuda" else 0
     loader = make_loader(dataset, cfg.batch_size, num_workers=workers)
     side = int(dataset[0]["image"].shape[-1])
     rows = []
     for name, path in zip(names, cfg.checkpoints):
-        model = load_checkpoint(path, arch=cfg.arch, map_location=device).to(device).eval()
+        model = load_checkpoint(path, arch=cfg.arch, map_location=device, **cfg.arch_options).to(device).eval()
+        minfo = describe_model(model, (side, side))
+        print(model_line(name, minfo), flush=True)
         if cfg.attack == "fgsm":
-            row = fgsm_accuracy(model, loader, cfg.eps, device=device)
+            row = fgsm_accuracy(model, loader, cfg.eps, device=device, progress=sys.stderr.isatty())
         else:
             row = occlusion_accuracy(model, loader, default_sides(side, cfg.steps), cfg.occlusion,
-                                     device=device)
-        rows.append({"name": name, "checkpoint": str(path), **row})
+                                     device=device, progress=sys.stderr.isatty())
+        rows.append({"name": name, "checkpoint": str(path), "model": minfo, **row})
     result = {"kind": "fgsm" if cfg.attack else f"occlusion_{cfg.occlusion}",
               "note": FGSM_NOTE if cfg.attack else OCCLUSION_NOTE,
-              "dataset": cfg.dataset, "split": cfg.split, "protocol": cfg.protocol,
+              "dataset": cfg.dataset, "split": cfg.split, "preset": cfg.preset,
               "device": str(device), "models": rows}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))

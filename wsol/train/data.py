@@ -127,10 +127,11 @@ class LoaderTrainSet:
         from torch.utils.data import DataLoader
 
         from wsol.data import collate
+        from wsol.data.loading import CarryErrors, carry_collate, iterate
 
         local = [b[local_slice(len(b), rank, world_size)] for b in batches]
-        loader = DataLoader(self.dataset, batch_sampler=local, collate_fn=collate,
+        loader = DataLoader(CarryErrors(self.dataset), batch_sampler=local, collate_fn=carry_collate(collate),
                             num_workers=self.workers, pin_memory=self.pin_memory,
                             generator=generator, persistent_workers=False)
-        for batch in loader:
+        for batch in iterate(loader):  # a worker's user error is raised here as itself
             yield batch["image"], batch["label"]

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from wsol.errors import UserError
-from wsol.train import distributed as D
+from wsol import runtime as D
 from wsol.train.config import TrainConfig, config_to_dict, validate
 from wsol.train.data import LoaderTrainSet, MemoryTrainSet, derive_seed, epoch_batches
 from wsol.train.optim import build_sgd, lr_factor, set_epoch_lr, soft_cross_entropy

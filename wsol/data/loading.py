@@ -1,0 +1,90 @@
+"""DataLoaders whose user errors read the same at every ``--workers`` value.
+
+A user error raised inside a DataLoader worker process reaches the main process re-wrapped by
+torch as ``Caught UserError in DataLoader worker process 0. Original Traceback ...``. Here the
+dataset and the collate function hand such an error back *as a value* instead, and
+:func:`iterate` raises the original exception in the main process: the CLI then prints the same
+single line as with ``--workers 0``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from eval.errors import InputError
+
+__all__ = ["CarriedError", "CarryErrors", "carry_collate", "iterate", "CARRIED"]
+
+# what a worker hands back instead of raising (user errors and unreadable files)
+CARRIED: tuple[type[BaseException], ...] = (InputError, OSError)
+
+
+class CarriedError:
+    """A user error raised in a worker, carried to the main process (picklable)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __reduce__(self):
+        try:  # the original exception when it pickles; else its message as an InputError
+            import pickle
+
+            pickle.dumps(self.exc)
+            return (CarriedError, (self.exc,))
+        except Exception:
+            return (CarriedError, (InputError(str(self.exc)),))
+
+    def reraise(self) -> None:
+        raise self.exc
+
+
+class CarryErrors(Dataset):
+    """``dataset[i]``, or a :class:`CarriedError` when reading item ``i`` raises a user error."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:
+        try:
+            return self.dataset[i]
+        except CARRIED as exc:
+            return CarriedError(exc)
+
+    def __getattr__(self, name: str) -> Any:  # records, num_classes, ... of the wrapped dataset
+        # never forward dunders: DataLoader would find the wrapped ``__getitems__`` and bypass us
+        if name == "dataset" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def carry_collate(collate: Callable[[list], Any]) -> Callable[[list], Any]:
+    """``collate`` that returns the first :class:`CarriedError` of the batch (or the one it raises)."""
+    return _CarryCollate(collate)
+
+
+class _CarryCollate:
+    def __init__(self, collate: Callable[[list], Any]) -> None:
+        self.collate = collate
+
+    def __call__(self, items: list) -> Any:
+        for it in items:
+            if isinstance(it, CarriedError):
+                return it
+        try:
+            return self.collate(items)
+        except CARRIED as exc:
+            return CarriedError(exc)
+
+
+def iterate(loader: Iterable) -> Iterator:
+    """The batches of ``loader``; a carried error is raised here, in the main process."""
+    for batch in loader:
+        if isinstance(batch, CarriedError):
+            batch.reraise()
+        yield batch

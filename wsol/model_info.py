@@ -1,0 +1,71 @@
+"""What a run evaluates, stated before it starts: architecture, options, CAM size, assumptions.
+
+Some options cannot be read from a checkpoint's weights (a wsolevaluation ResNet-50 trained with
+``large_feature_map`` has the same tensors as one without; a plain state dict does not say its
+``layer4_stride``). Every evaluate / figure / robustness run prints :func:`model_line` first and
+records :func:`describe_model` in its result, naming each assumed option and the flag that
+changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["describe_model", "model_line"]
+
+
+def cam_size(model: nn.Module, image_size: tuple[int, int]) -> list[int] | None:
+    """``[h, w]`` of the model's CAM feature map for ``image_size`` = ``(H, W)`` inputs (None when
+    the model has no ``forward_features``). One forward of a zero image, in eval mode, no grad."""
+    if not hasattr(model, "forward_features"):
+        return None
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            feats = model.forward_features(torch.zeros(1, 3, *image_size, device=device))
+    finally:
+        model.train(was_training)
+    return [int(feats.shape[-2]), int(feats.shape[-1])]
+
+
+def describe_model(model: nn.Module, image_size: tuple[int, int]) -> dict[str, Any]:
+    """``{"arch", "arch_options", "num_classes", "cam_size", "checkpoint_format", "assumed_options"}``
+    of a model from :func:`wsol.checkpoints.load_checkpoint` (``assumed_options``: option -> value
+    guessed rather than read from the file or given by the caller; empty when nothing was)."""
+    from wsol.checkpoints import option_flag
+
+    report = getattr(model, "load_report", None)
+    assumed = dict(report.assumed) if report is not None else {}
+    return {"arch": getattr(model, "arch", type(model).__name__),
+            "arch_options": dict(getattr(model, "arch_options", {}) or {}),
+            "num_classes": getattr(model, "num_classes", None),
+            "cam_size": cam_size(model, image_size),
+            "input_size": list(image_size),
+            "checkpoint_format": report.format if report is not None else None,
+            "assumed_options": assumed,
+            "assumed_flags": {k: option_flag(k) for k in assumed}}
+
+
+def model_line(name: str, info: dict[str, Any]) -> str:
+    """One line: ``model <name>: resnet50 (layer4_stride=1, large_feature_map=False), 200 classes,
+    CAM 14x14 at 224x224; assumed, not read from the file: large_feature_map=False (change with
+    --large-feature-map)``."""
+    opts = ", ".join(f"{k}={v!r}" for k, v in info["arch_options"].items())
+    cam = info.get("cam_size")
+    size = "x".join(map(str, info.get("input_size") or []))
+    text = (f"model {name}: {info['arch']}" + (f" ({opts})" if opts else "")
+            + (f", {info['num_classes']} classes" if info.get("num_classes") else "")
+            + (f", CAM {cam[0]}x{cam[1]} at {size}" if cam else ""))
+    if info["assumed_options"]:
+        guessed = ", ".join(f"{k}={v!r} (change with {info['assumed_flags'][k]})"
+                            for k, v in info["assumed_options"].items())
+        text += f"; assumed, not read from the file: {guessed}"
+    else:
+        text += "; every option read from the file or given"
+    return text
