@@ -59,7 +59,7 @@ def _run(model: nn.Module, images: Tensor, targets: Any, method: str, size: Any,
     m = _check_call(model, images, method, normalize or "none", method_options, layer, batch_size)
     b = images.shape[0]
     tgt, single = as_targets(targets, b, images.device)
-    out_size = as_size(size, tuple(images.shape[-2:]))
+    out_size = as_size(size, (int(images.shape[-2]), int(images.shape[-1])))
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     chunk = 1 if m.heavy else (batch_size or max(b, 1))

@@ -82,7 +82,8 @@ class _HeadModel(nn.Module):
         self.net = net
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net.forward_head(self.features(x))
+        head: Any = self.net  # a WSOL model (forward_head)
+        return head.forward_head(self.features(x))
 
 
 def _ablation_layer():

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -80,20 +81,21 @@ def run_features(model: nn.Module, images: Tensor, need_grad: bool, amp_dtype: t
     """Forward ``images`` once; see the module docstring for the two paths."""
     amp = autocast_ctx(images.device, amp_dtype)
     if is_wsol_model(model) and layer is None:
+        wsol_model: Any = model  # forward_features / forward_head: the WSOL model contract
         with amp:
             with torch.no_grad():
-                feats = model.forward_features(images)
+                feats = wsol_model.forward_features(images)
             if need_grad:
                 leaf = feats.detach().requires_grad_(True)
                 with torch.enable_grad():
-                    graph_logits = model.forward_head(leaf)
+                    graph_logits = wsol_model.forward_head(leaf)
                 logits = graph_logits.detach()
             else:
                 leaf = graph_logits = None
                 with torch.no_grad():
-                    logits = model.forward_head(feats)
+                    logits = wsol_model.forward_head(feats)
         return FeatureRun(model, images, feats.detach(), logits, amp_dtype, leaf, graph_logits,
-                          head=model.forward_head)
+                          head=wsol_model.forward_head)
     return _run_hooked(model, images, need_grad, amp, amp_dtype, layer)
 
 

@@ -7,6 +7,13 @@ Every entry follows one call convention (see :mod:`wsol.augment.base`)::
 
 ``feature_cutmix`` mixes inside the network: use ``aug.plan(...)`` (see :mod:`wsol.augment.feature`).
 ``cutmix_scheduled`` reads ``aug.progress`` (in [0, 1]) that the trainer sets every step.
+
+Boxes (CutMix, its variants, feature CutMix, Cutout) are laid out by ``box_rule``: ``"reference"``
+(default; ``[c - s//2, c + s//2)`` as CutMix-PyTorch, torchvision v2, timm and the official Cutout)
+or ``"exact_side"`` (``[c - s//2, c - s//2 + s)``); see :data:`BOX_RULES`. In a training recipe:
+``aug_options: {cutmix: {box_rule: exact_side}}`` or
+``--set aug_options.cutmix.box_rule=exact_side``.
+``beta=0`` (CutMix and variants) and ``alpha=0`` (Mixup) switch the augmentation off.
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from wsol.augment.base import Augmentation, to_soft
-from wsol.augment.cutmix import (CenterGaussianCutMix, CompleteLabelCutMix, CutMix, CutPlan,
-                                 FixedSizeCutMix, OneHotCutMix, ScheduledCutMix)
+from wsol.augment.base import BOX_RULES, DEFAULT_BOX_RULE, Augmentation, to_soft
+from wsol.augment.cutmix import (CenterGaussianCutMix, CompleteLabelCutMix, CutDraws, CutMix,
+                                 CutPlan, FixedSizeCutMix, OneHotCutMix, ScheduledCutMix,
+                                 cut_sides)
 from wsol.augment.feature import FeatureCutMix, FeatureMixPlan
-from wsol.augment.simple import Cutout, Mixup, NoAugmentation
+from wsol.augment.simple import Cutout, CutoutDraws, Mixup, NoAugmentation
 from wsol.errors import UserError
 from wsol.registry import Registry
 
@@ -26,9 +34,11 @@ AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
 
 _ENTRIES: list[tuple[str, type[Augmentation], str]] = [
     ("none", NoAugmentation, "no augmentation (one-hot targets)"),
-    ("cutout", Cutout, "Cutout: zero a square hole per image (size, n_holes, prob)"),
-    ("mixup", Mixup, "Mixup: blend two images and labels, lambda ~ Beta(alpha, alpha)"),
-    ("cutmix", CutMix, "CutMix: paste a box of another image, labels by area (beta, prob)"),
+    ("cutout", Cutout, "Cutout: zero a square hole per image (size, n_holes, prob, box_rule)"),
+    ("mixup", Mixup,
+     "Mixup: blend two images and labels, lambda ~ Beta(alpha, alpha); alpha=0: off"),
+    ("cutmix", CutMix,
+     "CutMix: paste a box of another image, labels by area (beta, prob, box_rule); beta=0: off"),
     ("cutmix_center_gaussian", CenterGaussianCutMix,
      "CutMix with the box centre ~ Gaussian around the image centre (sigma)"),
     ("cutmix_fixed_size", FixedSizeCutMix, "CutMix with a fixed box side (side=0.5 of the image)"),
@@ -59,8 +69,9 @@ def build_augmentation(name: str, num_classes: int, **options: Any) -> Augmentat
 
 
 __all__ = [
-    "AUGMENTATIONS", "build_augmentation", "Augmentation", "to_soft",
-    "NoAugmentation", "Cutout", "Mixup", "CutMix", "CutPlan", "CenterGaussianCutMix",
+    "AUGMENTATIONS", "build_augmentation", "Augmentation", "to_soft", "BOX_RULES",
+    "DEFAULT_BOX_RULE", "NoAugmentation", "Cutout", "CutoutDraws", "Mixup", "CutMix", "CutDraws",
+    "CutPlan", "cut_sides", "CenterGaussianCutMix",
     "FixedSizeCutMix", "ScheduledCutMix", "OneHotCutMix", "CompleteLabelCutMix",
     "FeatureCutMix", "FeatureMixPlan",
 ]

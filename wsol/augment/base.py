@@ -84,6 +84,50 @@ def beta(a: float, b: float, n: int, generator: torch.Generator | None) -> Tenso
     return torch.from_numpy(np.random.default_rng(seed).beta(a, b, size=n))
 
 
+#: How a box of side ``s`` centred on pixel ``c`` spans one axis, as a half-open interval before
+#: clipping to ``[0, size]`` (the one place that defines it; CutMix, its variants, feature-level
+#: CutMix and Cutout all take ``box_rule=`` from these names).
+BOX_RULES: dict[str, str] = {
+    "reference": "[c - s//2, c + s//2): CutMix-PyTorch rand_bbox, torchvision v2 CutMix, timm, "
+                 "official Cutout (an odd side is one pixel shorter)",
+    "exact_side": "[c - s//2, c - s//2 + s): exactly s pixels before clipping",
+}
+#: The default box rule: the references' convention.
+DEFAULT_BOX_RULE = "reference"
+
+
+def check_box_rule(value: str) -> str:
+    """``value`` if it names a rule of :data:`BOX_RULES`, else a :class:`UserError` listing them."""
+    if not isinstance(value, str) or value not in BOX_RULES:
+        raise UserError(f"box_rule must be one of {', '.join(map(repr, BOX_RULES))}; got {value!r}")
+    return value
+
+
+def box_span(centre: Tensor, side: Tensor, size: int, rule: str = DEFAULT_BOX_RULE
+             ) -> tuple[Tensor, Tensor]:
+    """Half-open ``[lo, hi)`` on an axis of ``size`` pixels by ``rule``, clipped to ``[0, size]``.
+
+    ``centre``, ``side``: int64 tensors (broadcastable) of pixel centres and sides.
+    ``"reference"``: ``lo = clip(c - s//2)``, ``hi = clip(c + s//2)``;
+    ``"exact_side"``: ``lo = clip(c - s//2)``, ``hi = clip(c - s//2 + s)``.
+    Returns two int64 tensors.
+    """
+    check_box_rule(rule)
+    start = centre - side // 2
+    stop = centre + side // 2 if rule == "reference" else start + side
+    return start.clamp(0, size).long(), stop.clamp(0, size).long()
+
+
+def centred_boxes(cy: Tensor, cx: Tensor, side_h: Tensor, side_w: Tensor, height: int, width: int,
+                  rule: str = DEFAULT_BOX_RULE) -> Tensor:
+    """int64 ``[n, 4]`` boxes ``(y0, y1, x0, x1)`` (half-open, see :func:`box_mask`) of sides
+    ``side_h x side_w`` centred on rows ``cy`` and columns ``cx`` (int64 ``[n]`` each) by ``rule``,
+    clipped to a ``height x width`` image."""
+    y0, y1 = box_span(cy, side_h, height, rule)
+    x0, x1 = box_span(cx, side_w, width, rule)
+    return torch.stack([y0, y1, x0, x1], dim=1)
+
+
 def box_mask(boxes: Tensor, height: int, width: int, device: torch.device) -> Tensor:
     """Boolean mask ``[B, 1, height, width]``: True inside each half-open box.
 
@@ -109,6 +153,13 @@ def check_positive(name: str, value: float) -> float:
     value = float(value)
     if not value > 0.0:
         raise UserError(f"{name} must be > 0; got {value}")
+    return value
+
+
+def check_non_negative(name: str, value: float) -> float:
+    value = float(value)
+    if not value >= 0.0:  # also refuses NaN
+        raise UserError(f"{name} must be >= 0 (0 switches the augmentation off); got {value}")
     return value
 
 

@@ -4,9 +4,9 @@ Layer index ``k`` follows the model contract: ``model.stages()`` is a list of ca
 composition is ``forward_features``; mixing at ``k`` mixes the output of ``stages()[:k]``
 (``k = 0``: the input image, ``1``: after the stem, ``2..4``: after layer1..layer3).
 
-The box is drawn exactly as :class:`~wsol.augment.cutmix.CutMix` draws it on the input image, then
-scaled to the feature map (coordinates rounded half up); the label weight is the pasted fraction
-*of the feature map*, so it matches what was actually mixed.
+The box is drawn exactly as :class:`~wsol.augment.cutmix.CutMix` draws it on the input image (same
+``box_rule``), then scaled to the feature map (coordinates rounded half up); the label weight is
+the pasted fraction *of the feature map*, so it matches what was actually mixed.
 
 Use from a training step (the trainer does this)::
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from wsol.augment.base import check_batch, to_soft
+from wsol.augment.base import DEFAULT_BOX_RULE, check_batch, to_soft
 from wsol.augment.cutmix import CutMix, CutPlan
 from wsol.errors import UserError
 
@@ -58,13 +58,16 @@ class FeatureMixPlan:
 
 
 class FeatureCutMix(CutMix):
-    """CutMix at layer ``layer`` (0 = input image ... 4 = after layer3); keywords as CutMix."""
+    """CutMix at layer ``layer`` (0 = input image ... 4 = after layer3); keywords as CutMix
+    (``beta=0``: off, the plan mixes nothing; ``box_rule`` lays out the box on the input image,
+    which is then scaled to the feature map)."""
 
     feature_level = True
 
     def __init__(self, num_classes: int, layer: int = 1, beta: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False) -> None:
-        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample)
+                 per_sample: bool = False, box_rule: str = DEFAULT_BOX_RULE) -> None:
+        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample,
+                         box_rule=box_rule)
         if isinstance(layer, bool) or int(layer) != layer or not 0 <= int(layer) <= 4:
             raise UserError(f"feature-level CutMix layer must be an integer in 0..4; got {layer!r}")
         self.layer = int(layer)
