@@ -19,12 +19,20 @@ import numpy as np
 
 from eval.boxes import iou_inclusive
 from eval.errors import InputError
-from eval.metrics import BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_histograms
+from eval.metrics import (
+    OLD_PROTOCOL_IOU,
+    Accumulator,
+    BoxAccuracy,
+    Classification,
+    PxAP,
+    TopKLocalization,
+    pxap_histograms,
+)
 from eval.settings import MetricSettings
 from eval.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from eval.sweep import HAVE_NUMBA, box_at_fixed_threshold, sweep
 
-__all__ = ["ImageScore", "score_image", "LocalizationEvaluator"]
+__all__ = ["ImageScore", "LocalizationEvaluator", "score_image"]
 
 
 @dataclass
@@ -48,6 +56,7 @@ def score_image(st: MetricSettings, scoremap: np.ndarray, gt_boxes: np.ndarray |
     (e.g. the max-normalized CAM), default ``scoremap``.
     """
     out = ImageScore()
+    # sweep validates the map (check_scoremap); PxAP then only converts it
     if gt_boxes is not None:
         out.hits = sweep(scoremap, gt_boxes, st.thresholds, multi_contour=st.multi_contour,
                          iou_thresholds=st.iou_thresholds, method=st.method, where=where).hits
@@ -55,47 +64,52 @@ def score_image(st: MetricSettings, scoremap: np.ndarray, gt_boxes: np.ndarray |
                                      normalize=st.normalize, compare=st.binarize, where=where)
         out.old_iou = float(iou_inclusive(box, gt_boxes).max())
     if mask is not None:
-        out.hist = pxap_histograms(scoremap, mask, st.pxap_edges, where)
+        out.hist = pxap_histograms(scoremap, mask, st.pxap_edges, where, checked=gt_boxes is not None)
     return out
 
 
-class LocalizationEvaluator:
+class LocalizationEvaluator(Accumulator):
     """Accumulates :class:`ImageScore` records of one split; ``merge`` / ``state_dict`` for several
     processes; :meth:`compute` gives the result dict and per-image columns.
 
-    ``boxes``: box metrics (MaxBoxAcc, old protocol); ``masks``: PxAP (both when the data has
-    boxes and masks, e.g. CUB with segmentations). ``ks``: the top-k of
-    classification / top-k localization (empty when no predictions are known). Old protocol:
-    ``sigma``, ``normalize``, ``binarize`` (pixels ``>`` or ``>=`` sigma), ``iou_compare``
-    (IoU ``>`` or ``>=`` 0.5).
+    ``settings``: the metric options (default :class:`~eval.settings.MetricSettings`; its
+    threshold grid and PxAP edges are used as built there). ``boxes``: box metrics (MaxBoxAcc, old
+    protocol); ``masks``: PxAP (both when the data has boxes and masks, e.g. CUB with
+    segmentations). ``ks``: the top-k of classification / top-k localization (empty when no
+    predictions are known).
+
+    An :class:`~eval.metrics.Accumulator`: the sub-accumulators ``box``, ``old``, ``cls``,
+    ``pxap`` (those in use) and the per-image states ``image_ids``, ``labels`` (-1: unknown),
+    ``top1`` (-1: unknown) and ``old_ious`` (box data) give ``reset``, ``merge``, ``state_dict``
+    and ``load_state_dict``.
     """
+
+    image_ids: list[str]
+    labels: list[int]
+    top1: list[int]
+    old_ious: list[float]
 
     def __init__(self, settings: MetricSettings | None = None, *, boxes: bool = True, masks: bool = False,
                  ks: Sequence[int] = (1, 5)) -> None:
         if not (boxes or masks):
             raise InputError("nothing to evaluate: need boxes, masks or both")
+        super().__init__()
         st = self.settings = settings if settings is not None else MetricSettings()
         self.has_boxes, self.has_masks = bool(boxes), bool(masks)
         self.cam_curve_interval = st.cam_curve_interval
         self.ks = tuple(int(k) for k in ks)
-        self.box = BoxAccuracy(st.cam_curve_interval, iou_thresholds=st.iou_thresholds,
-                               multi_contour=st.multi_contour, method=st.method) if boxes else None
-        self.old = TopKLocalization(sigma=st.sigma, iou=0.5, compare=st.iou_compare, normalize=st.normalize,
-                                    k=self.ks, binarize=st.binarize) if boxes else None
-        self.cls = Classification(k=self.ks) if self.ks else None
-        self.pxap = PxAP(st.cam_curve_interval) if masks else None
-        self.reset()
+        self.box = self.add_child("box", BoxAccuracy.from_settings(st)) if boxes else None
+        self.old = self.add_child("old", TopKLocalization.from_settings(st, self.ks)) if boxes else None
+        self.cls = self.add_child("cls", Classification(k=self.ks)) if self.ks else None
+        self.pxap = self.add_child("pxap", PxAP.from_settings(st)) if masks else None
+        self.add_state("image_ids", np.zeros(0, dtype="<U1"), "cat")
+        self.add_state("labels", np.zeros(0, dtype=np.int64), "cat")
+        self.add_state("top1", np.zeros(0, dtype=np.int64), "cat")
+        self.add_state("old_ious", np.zeros(0, dtype=np.float64), "cat")
 
-    def reset(self) -> None:
-        for acc in self._accumulators():
-            acc.reset()
-        self.image_ids: list[str] = []
-        self.labels: list[int] = []
-        self.top1: list[int] = []
-        self.old_ious: list[float] = []
-
-    def _accumulators(self) -> list:
-        return [a for a in (self.box, self.old, self.cls, self.pxap) if a is not None]
+    def _config(self) -> dict:
+        return {"boxes": self.has_boxes, "masks": self.has_masks, "ks": list(self.ks),
+                "settings": self.settings.to_dict()}
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -104,50 +118,23 @@ class LocalizationEvaluator:
             topk: Sequence[int] | None = None) -> None:
         """Accumulate one image. ``topk``: predictions best first (at least ``max(ks)``)."""
         top = None
-        if self.ks:
+        if self.cls is not None:
             if label is None or topk is None:
                 raise InputError(f"{image_id}: classification metrics need the label and predictions")
             top = np.asarray([list(topk)[: max(self.ks)]])
             self.cls.update([label], top, [image_id])
-        if self.box is not None:
+        if self.box is not None and self.old is not None:
             if score.hits is None:
                 raise InputError(f"{image_id}: no box hits (box data needs GT boxes)")
             self.box.add_hits(score.hits, [image_id])
             self.old.add_ious([score.old_iou], None if top is None else [label], top, [image_id])
-            self.old_ious.append(score.old_iou)
+            self._accumulate(old_ious=[score.old_iou])
         if self.pxap is not None:
             if score.hist is None:
                 raise InputError(f"{image_id}: no PxAP histograms (mask data needs a GT mask)")
             self.pxap.add_histograms(score.hist, [image_id])
-        self.image_ids.append(image_id)
-        self.labels.append(-1 if label is None else int(label))
-        self.top1.append(-1 if topk is None else int(list(topk)[0]))
-
-    def merge(self, other: LocalizationEvaluator) -> LocalizationEvaluator:
-        """Append ``other``'s images after ours (sums of counts; per-image records concatenated)."""
-        if ((other.has_boxes, other.has_masks, other.ks, other.settings)
-                != (self.has_boxes, self.has_masks, self.ks, self.settings)):
-            raise InputError("cannot merge evaluators with different settings")
-        for mine, theirs in zip(self._accumulators(), other._accumulators()):
-            mine.merge(theirs)
-        self.image_ids += other.image_ids
-        self.labels += other.labels
-        self.top1 += other.top1
-        self.old_ious += other.old_ious
-        return self
-
-    def state_dict(self) -> dict:
-        return {"accumulators": [a.state_dict() for a in self._accumulators()],
-                "image_ids": list(self.image_ids), "labels": list(self.labels),
-                "top1": list(self.top1), "old_ious": list(self.old_ious)}
-
-    def load_state_dict(self, state: dict) -> None:
-        for acc, s in zip(self._accumulators(), state["accumulators"]):
-            acc.load_state_dict(s)
-        self.image_ids = list(state["image_ids"])
-        self.labels = [int(v) for v in state["labels"]]
-        self.top1 = [int(v) for v in state["top1"]]
-        self.old_ious = [float(v) for v in state["old_ious"]]
+        self._accumulate(image_ids=[image_id], labels=[-1 if label is None else int(label)],
+                         top1=[-1 if topk is None else int(next(iter(topk)))])
 
     def compute(self, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[dict, dict]:
         """``(result, per_image)``: the JSON-contract dict (percent, ``ci95``, ``protocol``,
@@ -173,7 +160,7 @@ class LocalizationEvaluator:
                 per_image[name] = hits[:, j].tolist()
             ci.update(c["ci95"])
             protocols.append(c["protocol"])
-        if self.box is not None:
+        if self.box is not None and self.old is not None:
             r = self.box.compute(resamples=resamples, seed=seed)
             result.update({k: r[k] for k in ("MaxBoxAcc", "MaxBoxAccV2", "best_threshold")})
             result["iou_thresholds"] = r["settings"]["iou_thresholds"]
@@ -203,7 +190,7 @@ class LocalizationEvaluator:
         result["protocol"] = "; ".join(protocols)
         result["sweep_method"] = ("numba" if HAVE_NUMBA else "opencv") if st.method == "auto" else st.method
         result["old_protocol"] = {"sigma": st.sigma, "normalize": st.normalize, "binarize": st.binarize,
-                                  "iou": 0.5, "compare": self.old.compare if self.old else None}
+                                  "iou": OLD_PROTOCOL_IOU, "compare": self.old.compare if self.old else None}
         if curve is not None:
             result["BoxAcc_curve"] = curve  # long lists last
         return result, per_image

@@ -20,6 +20,7 @@ any number) and reduced to per-image hits / histograms; nothing holds all maps.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,9 +46,43 @@ def scoremap_path(scoremap_dir: str | os.PathLike, image_id: str) -> Path:
     return Path(scoremap_dir) / (image_id + ".npy")
 
 
+# The header np.save writes for a 2-D array of a plain numeric dtype (format 1.0 and later):
+# such files are read with one system call and no header parsing (``ast``) in Python; any other
+# file goes through np.load, which also gives the error messages.
+_NPY_2D = re.compile(r"\{'descr': '([<>|=][fiub][1248])', 'fortran_order': (False|True), "
+                     r"'shape': \((\d+), (\d+)\), \} *\n")
+
+
+def _read_npy_2d(path) -> np.ndarray | None:
+    """A writable array of a 2-D ``.npy`` file in the standard layout, or None (not that layout)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        data = bytearray(size)
+        if f.readinto(data) != size or size < 12 or data[:6] != b"\x93NUMPY":
+            return None
+    major = data[6]
+    if major == 1:
+        start, hlen = 10, int.from_bytes(data[8:10], "little")
+    elif major in (2, 3):
+        start, hlen = 12, int.from_bytes(data[8:12], "little")
+    else:
+        return None
+    m = _NPY_2D.fullmatch(data[start:start + hlen].decode("latin1"))
+    if m is None:
+        return None
+    dtype = np.dtype(m.group(1))
+    h, w = int(m.group(3)), int(m.group(4))
+    if size - start - hlen != h * w * dtype.itemsize:
+        return None
+    arr = np.frombuffer(data, dtype=dtype, count=h * w, offset=start + hlen)
+    return arr.reshape(w, h).T if m.group(2) == "True" else arr.reshape(h, w)
+
+
 def load_scoremap(path: Path, image_id: str) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = _read_npy_2d(path)
+        if arr is None:
+            arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"score map of {image_id!r} not found: {path}") from None
     except (ValueError, OSError) as exc:
@@ -144,6 +179,25 @@ def _check_files(scoremap_dir: Path, image_ids: Sequence[str]) -> list[Path]:
     return paths
 
 
+# A split whose maps times distinct threshold levels stay below this is swept with OpenCV in this
+# process (the exact reference path, ~0.1 ms per level): that is done before numba would have
+# imported and loaded its kernel (~0.5-1 s), so small splits answer at once. Same numbers.
+SMALL_SPLIT_LEVELS = 3000
+
+
+def _small_split(n_images: int, st: MetricSettings) -> bool:
+    from eval import sweep as sweep_module
+
+    return (st.method == "auto" and sweep_module._kernel is None
+            and n_images * min(len(st.thresholds), 255) <= SMALL_SPLIT_LEVELS)
+
+
+def _chunksize(n_images: int, workers: int) -> int:
+    """Images per task sent to a worker: enough to make the messages cheap, small enough that the
+    workers finish together (about 16 tasks per worker)."""
+    return max(1, min(16, n_images // (16 * max(1, workers))))
+
+
 def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.PathLike,
                        settings: MetricSettings | None = None, *, mask_root: str | os.PathLike | None = None,
                        predictions: str | os.PathLike | None = None, workers: int | None = None,
@@ -151,7 +205,7 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
                        **setting_changes) -> tuple[dict, dict]:
     """Evaluate saved score maps against a wsolevaluation split.
 
-    Returns ``(result, per_image)``: ``result`` is the JSON-ready dict (see :mod:`eval.report`),
+    Returns ``(result, per_image)``: ``result`` is the JSON-ready dict (see :mod:`eval.results`),
     ``per_image`` the per-image columns (``image_id``, ``hit@<delta>`` at the selected thresholds,
     ``gt_known_loc``, ``best_iou`` of the old protocol, and with predictions ``label``,
     ``pred_top1``, ``top1_cls``, ``top5_cls``, ``top1_loc``, ``top5_loc``). ``workers`` defaults to
@@ -186,13 +240,18 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
         st = st.replace(**setting_changes)
     ev = LocalizationEvaluator(st, boxes=boxes_mode, masks=not boxes_mode, ks=ks)
     root = None if mask_root is None else str(mask_root)
+    small = boxes_mode and _small_split(len(ids), st)
+    job_st = st.replace(method="opencv") if small else st
     jobs = ((iid, p, meta.boxes[iid] if boxes_mode else None,
              meta.sizes.get(iid) if boxes_mode else None,
              None if boxes_mode else meta.masks.get(iid),
-             None if boxes_mode else meta.ignore.get(iid), root, st)
+             None if boxes_mode else meta.ignore.get(iid), root, job_st)
             for iid, p in zip(ids, paths))
     n_workers = default_workers() if workers is None else max(1, int(workers))
-    with SweepPool(n_workers, chunksize=4) as pool:
+    if small:
+        n_workers = 1
+    with SweepPool(n_workers, chunksize=_chunksize(len(ids), n_workers),
+                   kernel=boxes_mode and not small) as pool:
         for k, score in enumerate(pool.imap(_score_one, jobs)):
             iid = ids[k]
             ev.add(iid, score, meta.labels.get(iid), preds[iid] if preds is not None else None)
@@ -200,6 +259,8 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
                 progress(k + 1, len(ids))
 
     result, per_image = ev.compute()
+    if small:
+        result["sweep_method"] = "opencv"
     if boxes_mode:
         result["protocol"] += " (old protocol computed on the saved score maps)"
     if preds is not None:

@@ -11,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.baseline_boxes import BaselineBoxAccuracy
 from eval.errors import InputError
-from eval.metrics import (BoxAccuracy, Classification, PxAP, TopKLocalization, pxap_edges,
+from eval.metrics import (BoxAccuracy, Classification, PxAP, TopKLocalization, box_hits_job, pxap_edges,
                           pxap_from_histograms, pxap_histograms)
+from eval.sweep import SweepPool
 from tests.eval.test_sweep import make_map, random_gt
 
 
@@ -79,12 +80,15 @@ def test_batches_equal_one_shot_and_merge_equals_whole():
 
 
 def test_workers_give_identical_results():
+    # accumulators run no processes: the caller maps box_hits_job over its own pool
     maps, gts = _dataset(n=10, seed=4)
     one = BoxAccuracy(0.01)
     one.update(maps, gts)
-    with BoxAccuracy(0.01, workers=2) as two:
-        two.update(maps, gts)
-        assert two.compute() == one.compute()
+    two = BoxAccuracy(0.01)
+    with SweepPool(2) as pool:
+        jobs = [two.job(m, g, f"image #{i}") for i, (m, g) in enumerate(zip(maps, gts))]
+        two.add_hits(np.stack(list(pool.imap(box_hits_job, jobs))))
+    assert two.compute() == one.compute()
 
 
 def test_thresholds_as_first_argument_and_hits_api():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.tables import read_per_image_csv
+from eval.results import read_per_image_csv
 from wsol.cli import main
 from wsol.errors import UserError
 from wsol.jobs.figure import (DEFAULT_TAU, _column_tau, GridConfig, column_names, denormalize_image,
@@ -93,7 +93,7 @@ def test_column_names_and_thresholds(tmp_path):
     assert column_names(["base", "cutmix"], ["cam"]) == ["base", "cutmix"]
     assert column_names(["base"], ["cam", "gradcam"]) == ["cam", "gradcam"]
     assert column_names(["a", "b"], ["cam", "gradcam"]) == ["a · cam", "a · gradcam", "b · cam", "b · gradcam"]
-    from eval.tables import load_results
+    from eval.compare import load_results
 
     res = load_results([_result(tmp_path / "r1", extra={"cam_method": "cam"}),
                         _result(tmp_path / "r2", extra={"best_threshold": {}})])

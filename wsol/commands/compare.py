@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from eval.tables import compare_results, comparison_markdown, write_comparison
+    from eval.compare import compare_results, comparison_markdown, write_comparison
     from wsol.errors import UserError
 
     if args.out and (args.markdown or args.csv):

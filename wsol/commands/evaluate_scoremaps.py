@@ -54,31 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _summary(result: dict) -> str:
-    lines = [f"images: {result['num_images']}"]
-    ci = result.get("ci95", {})
-
-    def cell(name: str, value: float, key: str) -> str:
-        lo_hi = ci.get(key)
-        return f"{name:<16} {value:6.2f}" + (f"   [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
-
-    for delta, v in result.get("MaxBoxAcc", {}).items():
-        tau = result.get("best_threshold", {}).get(delta)
-        lines.append(cell(f"MaxBoxAcc@{delta}", v, f"MaxBoxAcc@{delta}") + f"   tau={tau:.3f}")
-    if "MaxBoxAccV2" in result:
-        lines.append(cell("MaxBoxAccV2", result["MaxBoxAccV2"], "MaxBoxAccV2"))
-    for key in ("PxAP", "top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls"):
-        if key in result:
-            lines.append(cell(key, result[key], key))
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
     from eval.io import refuse_overwrite
-    from eval.report import to_jsonable, write_result
+    from eval.results import format_summary, to_jsonable, write_result
     from eval.scoremaps import evaluate_scoremaps
 
     if args.output is not None:
@@ -107,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_result(args.output, result, per_image=per_image if has_boxes else None,
                      overwrite=args.overwrite)
-        print(_summary(result))
+        print(format_summary(result, style="plain"))
         print(f"wrote {args.output}")
     else:
         print(json.dumps(to_jsonable(result), indent=2))

@@ -163,9 +163,9 @@ def _finished(paths: dict[str, Path], new: dict[str, Any]) -> dict | None:
 def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     """Run ``wsol evaluate``; write the result JSON, its per-image / per-class CSVs and config.
     Returns the result dict (``None`` on ranks other than 0 under torchrun)."""
-    from eval.io import atomic_write_json, atomic_write_text
-    from eval.report import write_result
-    from eval.results import assemble_result, per_class_rows, rows_csv_text
+    from eval.io import ensure_output_dir
+    from eval.results import to_jsonable
+    from eval.results import assemble_result, per_class_rows, rows_csv_text, write_result
     from wsol import runtime
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
@@ -178,6 +178,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     try:
         if info.is_main and paths["json"].exists() and not (cfg.overwrite or cfg.resume):
             raise UserError(f"{paths['json']} exists; pass --overwrite to replace it (or --resume to check it)")
+        ensure_output_dir(paths["json"])  # an unwritable output fails now, not after the pass
         t0 = time.perf_counter()
         model = load_checkpoint(cfg.checkpoint, arch=cfg.arch, map_location=info.device,
                                 **cfg.arch_options).to(info.device).eval()
@@ -275,13 +276,15 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         if saved is None:
             del result["scoremaps"]
         class_names = list(getattr(dataset, "class_names", None) or range(dataset.num_classes))
-        atomic_write_text(paths["per_class"], rows_csv_text(per_class_rows(per_image, [str(c) for c in class_names])))
+        per_class = rows_csv_text(per_class_rows(per_image, [str(c) for c in class_names]))
         config = {**dataclasses.asdict(cfg), "metrics": cfg.metrics.to_dict(), "guarded": guard,
                   "resolved": {"device": str(info.device), "workers": workers, "processes": info.world_size},
                   "versions": software_versions()}
-        atomic_write_json(paths["config"], config)
         result = assemble_result(result, per_class=paths["per_class"].name, config=paths["config"].name)
-        write_result(paths["json"], result, per_image=per_image, overwrite=True)
+        # one unit: a failing write leaves no partial result at any final path (the log is kept)
+        write_result(paths["json"], result, per_image=per_image, overwrite=True,
+                     side_files={paths["per_class"]: per_class,
+                                 paths["config"]: json.dumps(to_jsonable(config), indent=2) + "\n"})
         log.unlink(missing_ok=True)
         return result
     finally:

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.compare import align_per_image, load_results, per_class_matrix
 from eval.figures import (GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, per_class_figure,
                           save_figure)
-from eval.tables import (PerImage, align_per_image, boxacc_curve_of, load_results, per_class_matrix,
-                         per_image_of)
+from eval.results import PerImage, boxacc_curve_of, per_image_of
 from wsol.errors import UserError
 
 __all__ = [
@@ -95,7 +95,7 @@ def disagreement_order(per_images: Sequence[PerImage], names: Sequence[str] | No
     Primary key: how evenly the models split on ``hit@<delta>`` (``min(#hit, #miss)``: 0 when all
     agree, largest when half of them hit); secondary: the spread (max - min) of ``best_iou``;
     ties keep the first table's order. The per-image tables must cover the same images
-    (:func:`eval.tables.align_per_image`) and at least one of the two columns must be in all.
+    (:func:`eval.compare.align_per_image`) and at least one of the two columns must be in all.
     """
     if len(per_images) < 2:
         raise UserError("--select disagree needs the per-image results of at least two models (--results)")
@@ -337,7 +337,7 @@ def render_per_class(results: Sequence[str | os.PathLike], out: str | os.PathLik
     ``top1_cls`` that every file has). Writes ``out`` as PNG and PDF."""
     loaded = load_results(results, names)
     if metric is None:
-        from eval.tables import per_class_of
+        from eval.results import per_class_of
 
         tables = [per_class_of(r) for r in loaded]
         for r, t in zip(loaded, tables):

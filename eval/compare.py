@@ -1,9 +1,9 @@
-"""Result files in, comparison tables out: every metric with its 95 % interval and the paired
-significance of each model against the first (the reference).
+"""Comparisons of result files: every metric with its 95 % interval and the paired significance
+of each model against the first (the reference).
 
-Reads the result contract of ``wsol evaluate`` / ``wsol evaluate-scoremaps`` (a JSON file, plus the
-per-image and per-class CSVs it names) and writes a Markdown table for people and a tidy CSV
-(one row per model x metric) for programs. Optional keys may be missing: they show as "—" in
+Takes results of ``wsol evaluate`` / ``wsol evaluate-scoremaps`` (read by :mod:`eval.results`: the
+JSON file, plus the per-image and per-class CSVs it names) and writes a Markdown table for people
+and a tidy CSV (one row per model x metric) for programs. Optional keys may be missing: they show as "—" in
 Markdown and as empty cells in CSV. Malformed present values raise :class:`InputError` naming the
 file, line and key.
 
@@ -28,44 +28,44 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from eval.errors import InputError
 from eval.io import atomic_write_text
+from eval.results import (
+    MISSING,
+    PER_IMAGE_HIT_COLUMNS,
+    PerClass,
+    PerImage,
+    Result,
+    as_number,
+    load_result,
+    metric_interval,
+    metric_value,
+    per_class_of,
+    per_image_of,
+)
+from eval.settings import DEFAULT_IOU_THRESHOLDS
 
 __all__ = [
-    "MISSING",
+    "DEFAULT_DELTAS",
     "METRIC_LABELS",
-    "PER_IMAGE_HIT_COLUMNS",
-    "Result",
-    "PerImage",
-    "PerClass",
-    "load_result",
-    "load_results",
-    "read_per_image_csv",
-    "read_per_class_csv",
-    "per_image_of",
-    "per_class_of",
-    "boxacc_curve_of",
-    "metric_value",
-    "metric_label",
-    "format_p",
-    "per_class_matrix",
-    "metric_interval",
-    "table_metrics",
-    "align_per_image",
-    "paired_test",
-    "ComparisonRow",
+    "MISSING",
     "Comparison",
+    "ComparisonRow",
+    "align_per_image",
     "compare_results",
-    "comparison_markdown",
     "comparison_csv",
+    "comparison_markdown",
+    "format_p",
+    "load_results",
+    "metric_label",
+    "paired_test",
+    "per_class_matrix",
+    "table_metrics",
     "write_comparison",
 ]
-
-MISSING = "—"
 
 # Display order and labels of the scalar metrics; MaxBoxAcc@δ rows are inserted for every δ found.
 METRIC_LABELS: dict[str, str] = {
@@ -79,263 +79,11 @@ METRIC_LABELS: dict[str, str] = {
 }
 _ORDER_BEFORE_BOXACC = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc")
 _ORDER_AFTER_BOXACC = ("MaxBoxAccV2", "PxAP")
-
-# 0/1 columns of the per-image CSV, by the metric they count.
-PER_IMAGE_HIT_COLUMNS: dict[str, str] = {
-    "top1_cls": "top1_cls", "top5_cls": "top5_cls", "top1_loc": "top1_loc", "top5_loc": "top5_loc",
-    "gt_known_loc": "gt_known_loc",
-}
-_INT_COLUMNS = ("label", "pred_top1")
-_FLOAT_COLUMNS = ("best_iou",)
-
-
-# ------------------------------------------------------------------------------------------ reading
-
-@dataclass(frozen=True)
-class Result:
-    """One result file: ``name`` (display), ``path`` (the JSON), ``data`` (its parsed content)."""
-
-    name: str
-    path: Path
-    data: dict
-
-
-@dataclass(frozen=True)
-class PerImage:
-    """A per-image CSV: ``image_ids`` in file order and ``columns`` (name -> array aligned with them;
-    hit columns and ``label``/``pred_top1`` are int64, ``best_iou`` float64, others left as str)."""
-
-    path: Path
-    image_ids: list[str]
-    columns: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
-
-
-@dataclass(frozen=True)
-class PerClass:
-    """A per-class CSV: ``class_names`` in file order and numeric ``columns`` (float64, NaN for empty)."""
-
-    path: Path
-    class_names: list[str]
-    columns: dict[str, np.ndarray]
-
-
-def _default_name(path: Path) -> str:
-    """``runs/eval/cutmix/result.json`` -> ``cutmix``; ``cutmix_cub.json`` -> ``cutmix_cub``."""
-    if path.stem in ("result", "results", "metrics") and path.parent.name:
-        return path.parent.name
-    return path.stem
-
-
-def load_result(path: str | os.PathLike, name: str | None = None) -> Result:
-    """Read a result JSON (must be an object). ``name`` defaults to the file stem, or the folder
-    name for a file called ``result.json``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"result file not found: {path}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
-    return Result(name=name or _default_name(path), path=path, data=data)
-
-
-def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"CSV file not found: {path}") from None
-    reader = csv.reader(io.StringIO(text))
-    rows = [(i + 1, row) for i, row in enumerate(reader) if row and any(cell.strip() for cell in row)]
-    if not rows:
-        raise InputError(f"{path}: empty CSV (no header)")
-    header = [h.strip() for h in rows[0][1]]
-    body = rows[1:]
-    for line, row in body:
-        if len(row) != len(header):
-            raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
-    return header, body
-
-
-def read_per_image_csv(path: str | os.PathLike) -> PerImage:
-    """Read a per-image CSV (``image_id,label,pred_top1,top1_cls,...,hit@30,...,best_iou``).
-
-    Needs ``image_id``; every other column is optional. Hit columns (``top1_cls``, ``top5_cls``,
-    ``top1_loc``, ``top5_loc``, ``gt_known_loc``, ``hit@δ``) must hold 0 or 1. Duplicate image ids
-    and bad values raise :class:`InputError` naming ``file:line`` and the column.
-    """
-    path = Path(path)
-    header, body = _read_csv_rows(path)
-    if "image_id" not in header:
-        raise InputError(f"{path}: per-image CSV has no 'image_id' column (header: {','.join(header)})")
-    if len(set(header)) != len(header):
-        raise InputError(f"{path}: duplicate column names in the header: {','.join(header)}")
-    idx = {h: i for i, h in enumerate(header)}
-    ids = [row[idx["image_id"]].strip() for _, row in body]
-    seen: dict[str, int] = {}
-    for (line, _), image_id in zip(body, ids):
-        if not image_id:
-            raise InputError(f"{path}:{line}: empty image_id")
-        if image_id in seen:
-            raise InputError(f"{path}:{line}: image_id {image_id!r} repeats line {seen[image_id]}")
-        seen[image_id] = line
-    columns: dict[str, np.ndarray] = {}
-    for name, col in idx.items():
-        if name == "image_id":
-            continue
-        cells = [row[col].strip() for _, row in body]
-        if name in PER_IMAGE_HIT_COLUMNS or name.startswith("hit@"):
-            out = np.empty(len(cells), dtype=np.int64)
-            for k, ((line, _), cell) in enumerate(zip(body, cells)):
-                if cell not in ("0", "1"):
-                    raise InputError(f"{path}:{line}: column {name!r} must be 0 or 1, got {cell!r}")
-                out[k] = int(cell)
-        elif name in _INT_COLUMNS:
-            out = np.empty(len(cells), dtype=np.int64)
-            for k, ((line, _), cell) in enumerate(zip(body, cells)):
-                try:
-                    out[k] = int(cell)
-                except ValueError:
-                    raise InputError(f"{path}:{line}: column {name!r} must be an integer, got {cell!r}") from None
-        elif name in _FLOAT_COLUMNS:
-            out = np.empty(len(cells), dtype=np.float64)
-            for k, ((line, _), cell) in enumerate(zip(body, cells)):
-                try:
-                    out[k] = float(cell)
-                except ValueError:
-                    raise InputError(f"{path}:{line}: column {name!r} must be a number, got {cell!r}") from None
-        else:
-            out = np.asarray(cells, dtype=object)
-        columns[name] = out
-    return PerImage(path=path, image_ids=ids, columns=columns)
-
-
-def read_per_class_csv(path: str | os.PathLike) -> PerClass:
-    """Read a per-class CSV (``class,num_images,top1_cls,top1_loc,gt_known_loc,MaxBoxAccV2_hits``;
-    only ``class`` is required). Numeric columns become float64 (empty cell: NaN)."""
-    path = Path(path)
-    header, body = _read_csv_rows(path)
-    if "class" not in header:
-        raise InputError(f"{path}: per-class CSV has no 'class' column (header: {','.join(header)})")
-    idx = {h: i for i, h in enumerate(header)}
-    names = [row[idx["class"]].strip() for _, row in body]
-    columns: dict[str, np.ndarray] = {}
-    for name, col in idx.items():
-        if name == "class":
-            continue
-        out = np.empty(len(body), dtype=np.float64)
-        for k, (line, row) in enumerate(body):
-            cell = row[col].strip()
-            if cell in ("", MISSING, "nan", "NaN"):
-                out[k] = np.nan
-                continue
-            try:
-                out[k] = float(cell)
-            except ValueError:
-                raise InputError(f"{path}:{line}: column {name!r} must be a number, got {cell!r}") from None
-        columns[name] = out
-    return PerClass(path=path, class_names=names, columns=columns)
-
-
-def _side_file(result: Result, key: str) -> Path | None:
-    value = result.data.get(key)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise InputError(f"{result.path}: key {key!r} must be a file name, got {value!r}")
-    p = Path(value)
-    return p if p.is_absolute() else result.path.parent / p
-
-
-def per_image_of(result: Result) -> PerImage | None:
-    """The per-image table named by the result's ``per_image`` key (relative to the JSON's folder),
-    or ``None`` when the key is absent. A named but missing file is an error."""
-    p = _side_file(result, "per_image")
-    if p is None:
-        return None
-    if not p.exists():
-        raise FileNotFoundError(f"{result.path}: per_image file {p} does not exist")
-    return read_per_image_csv(p)
-
-
-def per_class_of(result: Result) -> PerClass | None:
-    """The per-class table named by the result's ``per_class`` key, or ``None`` when absent."""
-    p = _side_file(result, "per_class")
-    if p is None:
-        return None
-    if not p.exists():
-        raise FileNotFoundError(f"{result.path}: per_class file {p} does not exist")
-    return read_per_class_csv(p)
-
-
-def boxacc_curve_of(result: Result) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
-    """``(thresholds [T], {delta: BoxAcc percent [T]})`` from the ``BoxAcc_curve`` key, or ``None``."""
-    curve = result.data.get("BoxAcc_curve")
-    if curve is None:
-        return None
-    if not isinstance(curve, dict) or "thresholds" not in curve:
-        raise InputError(f"{result.path}: 'BoxAcc_curve' must be an object with 'thresholds' and one "
-                         "list per IoU threshold")
-    try:
-        t = np.asarray(curve["thresholds"], dtype=np.float64)
-        accs = {str(k): np.asarray(v, dtype=np.float64) for k, v in curve.items() if k != "thresholds"}
-    except (TypeError, ValueError):
-        raise InputError(f"{result.path}: 'BoxAcc_curve' holds non-numeric values") from None
-    for k, v in accs.items():
-        if v.shape != t.shape:
-            raise InputError(f"{result.path}: BoxAcc_curve[{k!r}] has {v.size} values for {t.size} thresholds")
-    if not accs:
-        raise InputError(f"{result.path}: 'BoxAcc_curve' has thresholds but no accuracy list")
-    return t, accs
+# the IoU thresholds (keys of MaxBoxAcc / best_threshold) of the default protocol
+DEFAULT_DELTAS = tuple(str(d) for d in DEFAULT_IOU_THRESHOLDS)
 
 
 # -------------------------------------------------------------------------------------- metrics
-
-def _number(value: Any, where: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{where} must be a number, got {value!r}")
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def metric_value(result: Result, metric: str) -> float | None:
-    """The value (percent) of ``metric`` in ``result``, ``None`` when absent. ``"MaxBoxAcc@50"``
-    reads ``MaxBoxAcc["50"]``; other names are top-level keys."""
-    if metric.startswith("MaxBoxAcc@"):
-        table = result.data.get("MaxBoxAcc")
-        if table is None:
-            return None
-        if not isinstance(table, dict):
-            raise InputError(f"{result.path}: 'MaxBoxAcc' must be an object {{delta: percent}}")
-        delta = metric.split("@", 1)[1]
-        return _number(table.get(delta), f"{result.path}: MaxBoxAcc[{delta!r}]")
-    return _number(result.data.get(metric), f"{result.path}: key {metric!r}")
-
-
-def metric_interval(result: Result, metric: str) -> tuple[float, float] | None:
-    """The 95 % interval ``(low, high)`` of ``metric`` from the ``ci95`` key, ``None`` when absent."""
-    table = result.data.get("ci95")
-    if table is None:
-        return None
-    if not isinstance(table, dict):
-        raise InputError(f"{result.path}: 'ci95' must be an object {{metric: [low, high]}}")
-    pair = table.get(metric)
-    if pair is None:
-        return None
-    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-        raise InputError(f"{result.path}: ci95[{metric!r}] must be [low, high], got {pair!r}")
-    lo = _number(pair[0], f"{result.path}: ci95[{metric!r}][0]")
-    hi = _number(pair[1], f"{result.path}: ci95[{metric!r}][1]")
-    return None if lo is None or hi is None else (lo, hi)
-
 
 def _deltas(result: Result) -> list[str]:
     table = result.data.get("MaxBoxAcc")
@@ -401,15 +149,16 @@ def _scores(per_image: PerImage, metric: str, deltas: Sequence[str]) -> np.ndarr
         col = per_image.columns.get(f"hit@{metric.split('@', 1)[1]}")
         return None if col is None else col.astype(np.float64)
     if metric == "MaxBoxAccV2":
-        cols = [per_image.columns.get(f"hit@{d}") for d in deltas]
-        if not deltas or any(c is None for c in cols):
+        got = [per_image.columns.get(f"hit@{d}") for d in deltas]
+        cols = [c for c in got if c is not None]
+        if not deltas or len(cols) != len(got):
             return None
         return np.mean(np.stack(cols).astype(np.float64), axis=0)
     return None
 
 
 def paired_test(ref: PerImage, other: PerImage, metric: str, order: np.ndarray,
-                deltas: Sequence[str] = ("30", "50", "70")) -> dict | None:
+                deltas: Sequence[str] = DEFAULT_DELTAS) -> dict | None:
     """Two-sided exact paired test of ``metric`` between ``ref`` and ``other`` (aligned by
     ``order`` from :func:`align_per_image`). Returns ``{"p_value", "b", "c", "n", "test"}`` where
     ``b`` counts images where only the reference hits (V2: scores higher), ``c`` where only the
@@ -475,7 +224,8 @@ class Comparison:
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    out, seen = [], {}
+    out: list[str] = []
+    seen: dict[str, int] = {}
     for n in names:
         seen[n] = seen.get(n, 0) + 1
         out.append(n if names.count(n) == 1 else f"{n}#{seen[n]}")
@@ -546,9 +296,10 @@ def compare_results(results: Sequence[Result | str | os.PathLike], names: Sequen
             if k > 0:
                 delta = None if value is None or ref_value is None else value - ref_value
                 test = None
-                if orders[k] is not None:
+                order = orders[k]
+                if order is not None and ref_pi is not None and pi is not None:
                     deltas = [d for d in ref_deltas if d in _deltas(r)]
-                    test = paired_test(ref_pi, pi, m, orders[k], deltas)
+                    test = paired_test(ref_pi, pi, m, order, deltas)
                 row = ComparisonRow(model=r.name, metric=m, value=value, ci=row.ci, delta=delta,
                                     p_value=None if test is None else test["p_value"],
                                     b=None if test is None else test["b"],
@@ -581,10 +332,11 @@ def comparison_markdown(comp: Comparison, decimals: int = 1) -> str:
     metrics table (``value [low, high]`` per model and ``Δ (p = ...)`` against the reference) and
     notes explaining the columns and any warnings."""
     ref = comp.names[0]
-    lines = ["| Model | Result | Images | Arch | CAM | best τ @30 / 50 / 70 |", "|---|---|---:|---|---|---|"]
+    lines = [f"| Model | Result | Images | Arch | CAM | best τ @{' / '.join(DEFAULT_DELTAS)} |",
+             "|---|---|---:|---|---|---|"]
     for r in comp.results:
-        bt = r.data.get("best_threshold") if isinstance(r.data.get("best_threshold"), dict) else {}
-        taus = " / ".join(_fmt(_number(bt.get(d), f"{r.path}: best_threshold[{d!r}]"), 2) for d in ("30", "50", "70"))
+        bt = r.data["best_threshold"] if isinstance(r.data.get("best_threshold"), dict) else {}
+        taus = " / ".join(_fmt(as_number(bt.get(d), f"{r.path}: best_threshold[{d!r}]"), 2) for d in DEFAULT_DELTAS)
         lines.append("| " + " | ".join(_md_escape(x) for x in (
             r.name, r.path.as_posix(), str(r.data.get("num_images", MISSING)), str(r.data.get("arch", MISSING)),
             str(r.data.get("cam_method", MISSING)), taus if bt else MISSING)) + " |")
@@ -613,8 +365,8 @@ def comparison_markdown(comp: Comparison, decimals: int = 1) -> str:
                     cells.append(d if row.p_value is None else f"{d} (p = {format_p(row.p_value)})")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    notes = ["Values in percent, [low, high] the 95 % bootstrap interval stored in each result file; "
-             f"{MISSING} = not available."]
+    notes = [("Values in percent, [low, high] the 95 % bootstrap interval stored in each result file; "
+              f"{MISSING} = not available.")]
     if len(comp.names) > 1:
         notes.append(f"Δ = difference to {ref} in points. p = two-sided exact McNemar test on the per-image "
                      "hits, images matched by image_id (each model at its own split-selected threshold); "
@@ -628,7 +380,7 @@ def comparison_markdown(comp: Comparison, decimals: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv_num(v: float | int | None) -> str:
+def _csv_num(v: float | None) -> str:
     if v is None:
         return ""
     if isinstance(v, int):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from eval.errors import InputError
-from eval.tables import (align_per_image, compare_results, comparison_csv, comparison_markdown, format_p,
-                         load_result, per_class_matrix, read_per_image_csv, table_metrics, write_comparison)
+from eval.compare import (align_per_image, compare_results, comparison_csv, comparison_markdown, format_p,
+                          per_class_matrix, table_metrics, write_comparison)
+from eval.results import load_result, read_per_image_csv
 
 HEADER = ["image_id", "label", "pred_top1", "top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc",
           "hit@30", "hit@50", "hit@70", "best_iou"]
