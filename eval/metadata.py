@@ -160,7 +160,7 @@ def _is_int(s: str) -> bool:
 def read_split(metadata_dir: str | os.PathLike, *, strict: bool = True) -> SplitMetadata:
     """Parse one wsolevaluation metadata split folder (see the module docstring).
 
-    Checks: file presence, line format (field count, integers), duplicate ids, ids in one file
+    Checks: file presence, an empty split, line format (field count, integers), duplicate ids, ids in one file
     but not in ``image_ids.txt`` (and images without label / size / box / mask), negative labels,
     sizes <= 0, boxes with ``x1 < x0``, ``y1 < y0``, negative coordinates or outside the recorded
     image size (all such boxes are **rejected**, never clipped), conflicting ignore paths.
@@ -177,6 +177,9 @@ def read_split(metadata_dir: str | os.PathLike, *, strict: bool = True) -> Split
         return meta
 
     _parse_ids(root, meta)
+    if not meta.image_ids and (root / "image_ids.txt").is_file():
+        meta.problems.append(Problem(str(root / "image_ids.txt"), None,
+                                     "lists no image: the split is empty, there is nothing to evaluate"))
     known = set(meta.image_ids)
     _parse_labels(root, meta, known)
     sizes_present = _parse_sizes(root, meta, known)

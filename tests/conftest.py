@@ -1,4 +1,9 @@
-"""Shared test fixtures. Keep this file small: one fixture per shared need."""
+"""Shared test fixtures. Keep this file small: one fixture per shared need.
+
+No silent skips: a run in which any test (or test module) was skipped fails, unless the test's
+node id is in :data:`ALLOWED_SKIPS` with its reason (the same list as the README's test
+section). A broken import or missing data must fail loudly, not turn into a skip.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,56 @@ import pytest
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
+# node id (as pytest prints it, relative to the repository root) -> why it may be skipped.
+# Keep it empty or nearly so, and keep the README's test section in step with it.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+class _SkipGuard:
+    """Fails the run when a test or a test module was skipped and is not in :data:`ALLOWED_SKIPS`."""
+
+    def __init__(self, allowed: dict[str, str]) -> None:
+        self.allowed = allowed
+        self.skipped: list[tuple[str, str]] = []
+
+    def _note(self, report) -> None:
+        if not report.skipped or hasattr(report, "wasxfail") or report.nodeid in self.allowed:
+            return
+        longrepr = report.longrepr
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        self.skipped.append((report.nodeid or "<collection>", reason.removeprefix("Skipped: ")))
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self._note(report)
+
+    def pytest_collectreport(self, report) -> None:
+        self._note(report)
+
+    def pytest_sessionfinish(self, session) -> None:
+        if self.skipped and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.skipped:
+            return
+        terminalreporter.section("skipped tests not in ALLOWED_SKIPS (tests/conftest.py)", red=True)
+        for nodeid, reason in self.skipped:
+            terminalreporter.line(f"{nodeid}: {reason}")
+        terminalreporter.line(f"{len(self.skipped)} unexpected skip(s) fail this run: fix the cause, or list "
+                              "the test with its reason in ALLOWED_SKIPS and in the README's test section")
+
+
+def pytest_configure(config) -> None:
+    config.pluginmanager.register(_SkipGuard(ALLOWED_SKIPS), "wsol-skip-guard")
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The team's shared folder (``<repo>/../shared``): real metadata and checkpoint manifests."""
+    """The team's shared folder (``<repo>/../shared``): real metadata and checkpoint manifests.
+    It must be there (CI checks it out beside the clone): a missing folder fails the test."""
     if not SHARED_DIR.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DIR} is missing")
+        pytest.fail(f"shared data folder {SHARED_DIR} is missing: check out the team's shared/ "
+                    "folder beside the repository (../shared)", pytrace=False)
     return SHARED_DIR
 
 

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eval.io import atomic_write_bytes, atomic_write_json, atomic_write_text, refuse_overwrite
+from eval.io import (WriteError, atomic_write_bytes, atomic_write_json, atomic_write_many, atomic_write_text,
+                     ensure_output_dir, refuse_overwrite)
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_torch",
-           "refuse_overwrite"]
+__all__ = ["WriteError", "atomic_save_torch", "atomic_write_bytes", "atomic_write_json", "atomic_write_many",
+           "atomic_write_text", "ensure_output_dir", "refuse_overwrite"]
 
 
 def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:

@@ -14,8 +14,7 @@ from eval.metadata import read_split
 @pytest.fixture(scope="module")
 def meta_root(shared_dir: Path) -> Path:
     root = shared_dir / "data" / "wsolevaluation_metadata"
-    if not root.is_dir():
-        pytest.skip("wsolevaluation metadata not present")
+    assert root.is_dir(), f"wsolevaluation metadata {root} is missing from the shared folder"
     return root
 
 
@@ -170,3 +169,23 @@ def test_fast_path_equals_line_by_line_parser(meta_root, split, monkeypatch):
     assert slow.image_ids == fast.image_ids and slow.labels == fast.labels and slow.sizes == fast.sizes
     assert slow.boxes.keys() == fast.boxes.keys()
     assert all(np.array_equal(slow.boxes[k], fast.boxes[k]) for k in fast.boxes)
+
+
+def test_empty_split_is_a_problem(tmp_path):
+    d = _write(tmp_path / "m", image_ids="", class_labels="", image_sizes="", localization="")
+    m = read_split(d, strict=False)
+    assert [(Path(p.file).name, p.line) for p in m.problems] == [("image_ids.txt", None)]
+    assert "split is empty" in m.problems[0].message
+    with pytest.raises(InputError, match="image_ids.txt: lists no image"):
+        read_split(d)
+
+
+def test_bom_crlf_and_no_final_newline_parse_like_clean_files(tmp_path):
+    clean = {"image_ids": "a b/é.jpg\nc.jpg\n", "class_labels": "a b/é.jpg,1\nc.jpg,0\n",
+             "image_sizes": "a b/é.jpg,10,20\nc.jpg,5,5\n", "localization": "a b/é.jpg,1,2,4,3\nc.jpg,0,0,4,4\n"}
+    a = read_split(_write(tmp_path / "clean", **clean))
+    dirty = {k: "\ufeff" + v.replace("\n", "\r\n").rstrip("\r\n") for k, v in clean.items()}
+    b = read_split(_write(tmp_path / "dirty", **dirty))
+    assert a.image_ids == b.image_ids == ["a b/é.jpg", "c.jpg"]
+    assert a.labels == b.labels and a.sizes == b.sizes
+    assert all(np.array_equal(a.boxes[k], b.boxes[k]) for k in a.boxes)

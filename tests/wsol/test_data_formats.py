@@ -242,8 +242,7 @@ def test_check_broken_imagenet_and_wsoleval(tmp_path, capsys):
 
 def test_check_real_metadata_annotations_only(shared_dir, capsys):
     md = shared_dir / "data" / "wsolevaluation_metadata"
-    if not md.is_dir():
-        pytest.skip("no metadata")
+    assert md.is_dir(), f"wsolevaluation metadata {md} is missing from the shared folder"
     rc, rep = _run_check(capsys, "--format", "wsolevaluation", "--root", "/nonexistent/CUB",
                          "--metadata-dir", str(md / "CUB"), "--split", "test", "--annotations-only")
     assert rc == 0 and rep["images"] == 5794 and rep["boxes"] == 5794 and rep["classes"] == 200
@@ -277,3 +276,28 @@ def test_box_outside_the_real_image_rejects_the_image(tmp_path):
     ds = build_dataset("cub", cub, "test")
     with pytest.raises(UserError, match=r"images\.txt:3.*invalid inclusive box \(10, 2, 100, 22\).*rejected"):
         ds[0]
+
+
+def test_cub_paths_with_spaces_bom_and_crlf(tmp_path):
+    """images.txt: the path is the rest of the line (spaces and any UTF-8 allowed); BOM and CRLF."""
+    cub = write_cub(tmp_path)
+    old = "002.Blue/b_1.jpg"
+    new = "002 Blue ☀/b 1 ü.jpg"
+    (cub / "images" / new).parent.mkdir(parents=True)
+    (cub / "images" / old).rename(cub / "images" / new)
+    (cub / "segmentations" / "002.Blue").rename(cub / "segmentations" / "002 Blue ☀")
+    (cub / "segmentations" / "002 Blue ☀" / "b_1.png").rename(cub / "segmentations" / "002 Blue ☀" / "b 1 ü.png")
+    text = (cub / "images.txt").read_text().replace(old, new + "  ")  # trailing blanks are not part of it
+    (cub / "images.txt").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    ds = build_dataset("cub", tmp_path, "test")
+    assert [r.image_id for r in ds.records] == [new]
+    assert ds[0]["orig_size"] == (30, 30) and ds[0]["mask"] is not None
+
+
+def test_empty_split_is_a_problem_of_the_split_file(tmp_path, capsys):
+    cub = write_cub(tmp_path)
+    (cub / "train_test_split.txt").write_text("1 1\n2 1\n3 1\n")  # no test image
+    with pytest.raises(UserError, match=r"train_test_split.txt: split 'test' has no image"):
+        build_dataset("cub", cub, "test")
+    rc, rep = _run_check(capsys, "--format", "cub", "--root", str(cub), "--split", "test")
+    assert rc == 1 and [Path(p["file"]).name for p in rep["problems"]] == ["train_test_split.txt"]

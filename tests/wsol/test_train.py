@@ -148,9 +148,6 @@ def test_best_checkpoint_follows_validation_metric(synth, tmp_path, monkeypatch)
 
 
 def test_validation_with_evaluate_model(synth, tmp_path):
-    evaluate = pytest.importorskip("wsol.evaluate")
-    if not hasattr(evaluate, "evaluate_model"):
-        pytest.skip("wsol.evaluate.evaluate_model is not there yet")
     train(tiny(synth, epochs=1, val_split="val", val_every=1), tmp_path / "v")
     row = json.loads((tmp_path / "v" / "log.jsonl").read_text().splitlines()[0])
     assert 0 <= row["val"]["MaxBoxAccV2"] <= 100 and "top1_loc" in row["val"]

@@ -13,7 +13,9 @@ This is the reading wsolevaluation's CUB metadata uses (image 1: ``60 27 325 304
 ``60,27,385,331``), so boxes from the raw files equal the metadata's. A box with a negative value
 or a zero width or height is rejected (a problem naming its line), never repaired; so is a second
 image number for a file already listed. Image ids are the paths under
-``images/`` (the wsolevaluation CUB ids). Labels are 0-based (``k - 1``).
+``images/`` (the wsolevaluation CUB ids); in ``images.txt`` the path is the rest of the line, so
+it may contain spaces (and any UTF-8 character). Labels are 0-based (``k - 1``). The text files may
+start with a UTF-8 BOM and use Windows (CRLF) line ends.
 
 Synthetic trees add ``synthetic_split.txt`` ``"<id> <train|val|test>"`` (their
 ``train_test_split.txt`` marks train and val as 1, test as 0) and ``synthetic.json``.
@@ -86,7 +88,8 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
     images: dict[int, tuple[int, str]] = {}
     by_path: dict[str, tuple[int, int]] = {}  # image path -> (image number, line): ids must be unique
     rejected: set[int] = set()  # numbers whose images.txt line was rejected (already reported)
-    for lineno, (sid, rel) in read_table(f_images, 2, "'<image_id> <class>/<file>'", problems):
+    # the path is the rest of the line, so file and folder names may contain spaces
+    for lineno, (sid, rel) in read_table(f_images, 2, "'<image_id> <class>/<file>'", problems, split_max=1):
         iid = _parse_int(sid)
         if iid is None:
             problems.append(Problem(str(f_images), lineno, f"image number {sid!r} is not an integer; line skipped"))
@@ -193,9 +196,9 @@ def read_synthetic_info(root: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path} is missing: not a tree written by `wsol data synth`")
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8-sig"))
         int(info["size"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{path}: not a valid synthetic.json ({exc})") from None
     return info
 

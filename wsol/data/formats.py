@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wsol.data.cub import CUB_SPLITS, SYNTHETIC_SPLITS, scan_cub, scan_synthetic
 from wsol.data.imagenet import IMAGENET_SPLITS, scan_imagenet
-from wsol.data.records import DatasetFormat, Scan
+from wsol.data.records import DatasetFormat, Problem, Scan
 from wsol.data.wsoleval import WSOLEVAL_SPLITS, scan_wsolevaluation
 from wsol.registry import Registry
 
@@ -28,5 +28,13 @@ for _fmt in _FORMATS:
 
 
 def scan_dataset(name: str, root: str | Path, split: str, *, metadata_dir: str | Path | None = None) -> Scan:
-    """Annotation-level scan of one split (no image opened); problems collected in ``.problems``."""
-    return DATASETS.get(name).scan(root, split, metadata_dir=metadata_dir)
+    """Annotation-level scan of one split (no image opened); problems collected in ``.problems``.
+    A split without any image is a problem (naming the annotation file) unless other problems
+    already explain it."""
+    scan = DATASETS.get(name).scan(root, split, metadata_dir=metadata_dir)
+    if not scan.records and not scan.problems:
+        files = scan.annotation_files
+        where = next((f for f in files if "split" in f.name), files[0] if files else scan.root)
+        scan.problems.append(Problem(str(where), None, f"split {split!r} has no image: there is nothing to "
+                                                       "evaluate"))
+    return scan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,11 @@ def open_rgb(path: str | Path, source: str = "") -> Image.Image:
 
     Any mode works: greyscale, palette, RGBA/LA (alpha dropped, as PIL's ``convert("RGB")`` does),
     CMYK, 1-bit, and 16-bit greyscale PNG (scaled to 8 bits by ``/257``, not clipped). EXIF
-    orientation is not applied (annotations refer to the stored pixels). A missing, corrupt or
-    truncated file raises :class:`UserError` naming the file and ``source`` (annotation file:line).
+    orientation is not applied: like wsolevaluation (``Image.open(path).convert("RGB")``, no
+    ``ImageOps.exif_transpose``), the pixels are read as stored, which is the frame the annotations
+    (sizes, boxes) refer to. A missing, corrupt or truncated file, or one above PIL's
+    decompression-bomb limit, raises :class:`UserError` naming the file and ``source``
+    (annotation file:line).
     """
     path = Path(path)
     if not path.is_file():
@@ -33,8 +37,20 @@ def open_rgb(path: str | Path, source: str = "") -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return _to_rgb(im)
+    except Image.DecompressionBombError as exc:
+        raise UserError(_bomb_message(path, source, exc)) from None
     except _READ_ERRORS as exc:
         raise UserError(f"cannot read image {_where(path, source)}: {exc}") from None
+
+
+def _bomb_message(path: Path, source: str, exc: Exception) -> str:
+    """PIL refused to decode an image above its decompression-bomb limit (2 x
+    ``Image.MAX_IMAGE_PIXELS``; checked from the header, before any pixel is decoded)."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+    size = f"has {int(found[1]):,} pixels, more than" if found else "is larger than"
+    limit = f"{int(found[2]):,} pixels" if found else "its limit"
+    return (f"image {_where(path, source)} {size} PIL's decompression-bomb limit of {limit} "
+            "(2 x PIL.Image.MAX_IMAGE_PIXELS); it is refused unread")
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
