@@ -58,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from eval.io import refuse_overwrite
+    from eval.io import ensure_output_dir, refuse_overwrite
     from eval.results import format_summary, to_jsonable, write_result
     from eval.scoremaps import evaluate_scoremaps
 
     if args.output is not None:
         refuse_overwrite(args.output, args.overwrite)
+        ensure_output_dir(args.output)  # an unwritable output fails before the sweep, not after
     if args.workers is not None and args.workers < 1:
         from eval.errors import InputError
 
