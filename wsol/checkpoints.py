@@ -233,6 +233,14 @@ def infer_arch(sd: Mapping[str, Tensor]) -> tuple[str, dict[str, Any]] | None:
         bottleneck = "layer1.0.conv3.weight" in keys
         if bottleneck and depth == [3, 4, 6, 3]:
             return "resnet50", {}
+        conv2 = sd.get("layer1.0.conv2.weight")  # ResNeXt: grouped 3x3 convs (in-channels per group < out)
+        grouped = bottleneck and conv2 is not None and conv2.ndim == 4 and conv2.shape[1] != conv2.shape[0]
+        if grouped and depth == [3, 4, 23, 3] and tuple(conv2.shape[:2]) == (128, 4):
+            return "resnext101_32x4d", {}
+        if bottleneck and not grouped and depth == [3, 4, 23, 3]:
+            return "resnet101", {}
+        if bottleneck and not grouped and depth == [3, 8, 36, 3]:
+            return "resnet152", {}
         if not bottleneck and depth == [2, 2, 2, 2]:
             return "resnet18", {}
         if not bottleneck and depth == [3, 4, 6, 3]:
@@ -284,7 +292,8 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
         elif isinstance(named, str) and named in MODELS:
             arch = named
         read = frozenset(options)
-        if arch in ("resnet50", "resnet18", "resnet34"):  # a guess from the layout, not read
+        if arch in ("resnet50", "resnet18", "resnet34", "resnet101", "resnet152",
+                    "resnext101_32x4d"):  # a guess from the layout, not read
             options.setdefault("layer4_stride", 1 if fmt == "wsolevaluation" else 2)
     extra = {k: v for k, v in meta.items() if k not in _RESERVED}
     return CheckpointSpec(fmt, sd, arch, options, num_classes, extra, read)
@@ -464,6 +473,12 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_locati
     options (``large_feature_map``, ``layer4_stride``, ``widths``...) and ``num_classes``;
     they override what the file records or implies.
     """
+    if str(path).startswith("zoo:"):  # a published model (wsol zoo list): a verified local file + its options
+        from wsol.zoo.resolve import resolve_checkpoint
+
+        path, zoo_arch, zoo_options = resolve_checkpoint(str(path))
+        arch = arch or zoo_arch
+        options = {**zoo_options, **options}  # given, not assumed: the catalog states them
     source = str(path)
     spec = inspect_checkpoint(read_checkpoint(path, map_location=map_location), source=source)
     if "pretrained" in options:

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "robustness": "robustness",
     "demo": "demo",
+    "zoo": "zoo",
 }
 
 _SUMMARY = """\

@@ -46,7 +46,8 @@ def test_small_cnn_is_16x16_at_64():
 
 
 def test_registry_and_errors():
-    assert MODELS.names() == ["resnet50", "resnet18", "resnet34", "vgg16", "inception_v3", "small_cnn"]
+    assert MODELS.names() == ["resnet50", "resnet18", "resnet34", "resnet101", "resnet152", "resnext101_32x4d",
+                              "vgg16", "inception_v3", "small_cnn"]
     with pytest.raises(UserError, match="unknown model 'resnet999'"):
         create_model("resnet999", 3)
     with pytest.raises(UserError, match="does not take option.*'dropout'.*accepts: widths, pretrained"):

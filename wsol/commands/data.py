@@ -1,11 +1,12 @@
-"""``wsol data``: generate the synthetic benchmark (``synth``) or validate a dataset tree (``check``)."""
+"""``wsol data``: generate the synthetic benchmark (``synth``), validate a dataset tree (``check``) or
+download a public dataset (``fetch``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "generate the synthetic benchmark (synth) or validate a dataset tree (check)"
+HELP = "generate the synthetic benchmark (synth), validate a dataset tree (check), download one (fetch)"
 DESCRIPTION = HELP + """
 
   wsol data synth --out DIR [--classes 10] [--train-per-class 100] [--val-per-class 20]
@@ -20,6 +21,16 @@ DESCRIPTION = HELP + """
       "problems": [{"file", "line", "message"}]} listing every problem found. Exit status 0 when
       there is none, 1 otherwise.
 
+  wsol data fetch {cub,wsolevaluation-metadata,imagenet} --root DIR [--mirror M] [--no-progress]
+      cub: downloads CUB_200_2011.tgz (md5 checked) into the cache ($WSOL_CACHE, default
+      ~/.cache/wsol), unpacks it into DIR (DIR/CUB_200_2011) and runs `data check` on it (exit 0/1).
+      wsolevaluation-metadata: the metadata of clovaai/wsolevaluation at the pinned commit, every
+      file sha256-checked, into DIR/<CUB|ILSVRC|OpenImages>/<split>/ (--dataset to choose).
+      imagenet: prints the manual steps (licence-bound) and runs `data check` when DIR exists.
+      --mirror (or $WSOL_MIRROR): a folder or http(s) URL serving <mirror>/<file name> (an offline
+      cluster's copy); a source that cannot be reached names the URL and the cache path where a
+      hand-downloaded file can be put (exit 2).
+
 Examples:
   wsol data synth --out data/synth --seed 0
   wsol data check --format cub --root CUB_200_2011 --split test
@@ -29,7 +40,7 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="{synth,check}", required=True)
+    sub = parser.add_subparsers(dest="action", metavar="{synth,check,fetch}", required=True)
 
     from wsol.data.synthetic import SynthConfig  # numpy only: keeps `wsol data --help` torch-free
 
@@ -64,6 +75,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="also list every label >= K (e.g. the classes of the model to evaluate; "
                         "wsolevaluation metadata does not declare its class count)")
 
+    from wsol.data.fetch import FETCHABLE, WSOLEVAL_DATASETS
+
+    f = sub.add_parser("fetch", help="download a public dataset (cub, wsolevaluation-metadata; imagenet: steps)",
+                       description="Download a public dataset into the cache, check it, and put it under --root.")
+    f.add_argument("name", choices=FETCHABLE, help="what to fetch: %(choices)s")
+    f.add_argument("--root", required=True, help="destination folder (cub: DIR/CUB_200_2011; metadata: "
+                                                 "DIR/<dataset>/<split>/; imagenet: the tree to check)")
+    f.add_argument("--mirror", default=None, help="folder or http(s) URL serving the files (default: $WSOL_MIRROR)")
+    f.add_argument("--dataset", dest="datasets", action="append", choices=WSOLEVAL_DATASETS, default=None,
+                   help="wsolevaluation-metadata: only this dataset (repeatable; default: all)")
+    f.add_argument("--include-ilsvrc-train", action="store_true",
+                   help="wsolevaluation-metadata: also ILSVRC/train (large; checksums recorded on first download)")
+    f.add_argument("--annotations-only", action="store_true",
+                   help="the check after fetching reads annotation files only (no image opened)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "synth":
@@ -76,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
         return 0
 
+    if args.action == "fetch":
+        return _fetch(args)
+
     from wsol.data.check import check_dataset
 
     if args.num_classes is not None and args.num_classes < 1:
@@ -85,5 +115,34 @@ def run(args: argparse.Namespace) -> int:
 
     report = check_dataset(args.format, args.root, args.split, metadata_dir=args.metadata_dir,
                            annotations_only=args.annotations_only, num_classes=args.num_classes)
+    print(json.dumps(report, indent=2))
+    return 0 if not report["problems"] else 1
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wsol.data import fetch
+
+    progress = not args.no_progress
+    if args.name == "cub":
+        report = fetch.fetch_cub(args.root, mirror=args.mirror, progress=progress,
+                                 annotations_only=args.annotations_only)
+        print(json.dumps(report, indent=2))
+        return 0 if not report["problems"] else 1
+    if args.name == "wsolevaluation-metadata":
+        written = fetch.fetch_wsolevaluation_metadata(args.root, datasets=tuple(args.datasets or ()) or None,
+                                                      include_ilsvrc_train=args.include_ilsvrc_train,
+                                                      mirror=args.mirror, progress=progress)
+        print(json.dumps({"fetched": "wsolevaluation-metadata", "commit": fetch.WSOLEVAL_COMMIT,
+                          "root": str(args.root), "files": len(written)}))
+        return 0
+    print(fetch.imagenet_instructions(args.root))
+    if not Path(args.root).is_dir():
+        print(f"{args.root} does not exist yet: follow the steps above, then rerun this command to check it")
+        return 1
+    from wsol.data.check import check_dataset
+
+    report = check_dataset("imagenet", args.root, "val", annotations_only=args.annotations_only)
     print(json.dumps(report, indent=2))
     return 0 if not report["problems"] else 1

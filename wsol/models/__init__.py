@@ -1,7 +1,8 @@
 """WSOL backbones behind one factory: ``create_model(name, num_classes, **options)``.
 
 Registered in ``MODELS``: ``resnet50`` (wsolevaluation layout; ``layer4_stride=2`` for the
-torchvision / CutMix-PyTorch layout), ``resnet18``, ``resnet34``, ``vgg16`` (GAP + conv6),
+torchvision / CutMix-PyTorch layout), ``resnet18``, ``resnet34``, ``resnet101``, ``resnet152``,
+``resnext101_32x4d`` (torchvision layout), ``vgg16`` (GAP + conv6),
 ``inception_v3`` (CAM variant) and ``small_cnn``. Every model is a :class:`WSOLModel`
 (contract in ``wsol/models/base.py`` and ``docs/architecture.md``).
 """

@@ -5,6 +5,10 @@
   ``layer4_stride=2`` gives the plain torchvision layout (7x7 at 224): the CutMix-PyTorch
   ImageNet ResNet-50.
 - ``resnet18`` / ``resnet34``: torchvision layout (layer4 stride 2, 7x7 at 224), same options.
+- ``resnet101`` / ``resnet152`` / ``resnext101_32x4d``: torchvision definitions (Bottleneck,
+  ``[3, 4, 23, 3]`` / ``[3, 8, 36, 3]``; ResNeXt-101 32x4d = ``[3, 4, 23, 3]`` with ``groups=32``,
+  ``width_per_group=4``), torchvision layout by default (layer4 stride 2): the CutMix-PyTorch
+  ImageNet models.
 
 Strides live in the first block of a stage (``conv2`` of a Bottleneck, ``conv1`` of a
 BasicBlock, and the 1x1 ``downsample`` conv); stride changes never change a parameter shape, so
@@ -29,7 +33,12 @@ _SPECS = {
     "resnet18": (tv_resnet.BasicBlock, [2, 2, 2, 2], "ResNet18_Weights.IMAGENET1K_V1"),
     "resnet34": (tv_resnet.BasicBlock, [3, 4, 6, 3], "ResNet34_Weights.IMAGENET1K_V1"),
     "resnet50": (tv_resnet.Bottleneck, [3, 4, 6, 3], "ResNet50_Weights.IMAGENET1K_V1"),
+    "resnet101": (tv_resnet.Bottleneck, [3, 4, 23, 3], "ResNet101_Weights.IMAGENET1K_V1"),
+    "resnet152": (tv_resnet.Bottleneck, [3, 8, 36, 3], "ResNet152_Weights.IMAGENET1K_V1"),
+    "resnext101_32x4d": (tv_resnet.Bottleneck, [3, 4, 23, 3], None),  # torchvision has no 32x4d weights
 }
+# torchvision ResNet(...) keywords beyond (block, layers): ResNeXt's grouped 3x3 convs
+_GROUPS = {"resnext101_32x4d": {"groups": 32, "width_per_group": 4}}
 
 
 def _set_stage_stride(stage: nn.Sequential, stride: int) -> None:
@@ -53,7 +62,7 @@ class WSOLResNet(WSOLModel):
                                        "layer4_stride": int(layer4_stride)})
         self.arch = arch
         block, layers, _ = _SPECS[arch]
-        tv = tv_resnet.ResNet(block, layers, num_classes=num_classes)
+        tv = tv_resnet.ResNet(block, layers, num_classes=num_classes, **_GROUPS.get(arch, {}))
         self.conv1, self.bn1, self.relu, self.maxpool = tv.conv1, tv.bn1, tv.relu, tv.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = tv.layer1, tv.layer2, tv.layer3, tv.layer4
         self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), tv.fc
@@ -77,6 +86,9 @@ class WSOLResNet(WSOLModel):
 
 def _build(arch: str, num_classes: int, large_feature_map: bool, layer4_stride: int,
            pretrained: bool) -> WSOLResNet:
+    if pretrained and _SPECS[arch][2] is None:
+        raise UserError(f"{arch} has no torchvision ImageNet weights; load a checkpoint instead "
+                        "(e.g. --checkpoint zoo:resnext101-32x4d-cutmix)")
     model = WSOLResNet(arch, num_classes, large_feature_map, layer4_stride)
     if pretrained:
         state = torchvision_state_dict(_SPECS[arch][2])
@@ -105,3 +117,24 @@ def resnet34(num_classes: int, large_feature_map: bool = False, layer4_stride: i
              pretrained: bool = False) -> WSOLResNet:
     """torchvision ResNet-34 layout."""
     return _build("resnet34", num_classes, large_feature_map, layer4_stride, pretrained)
+
+
+@MODELS.register("resnet101", help="torchvision ResNet-101 (7x7 CAM at 224)")
+def resnet101(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
+              pretrained: bool = False) -> WSOLResNet:
+    """torchvision ResNet-101 layout (Bottleneck, [3, 4, 23, 3])."""
+    return _build("resnet101", num_classes, large_feature_map, layer4_stride, pretrained)
+
+
+@MODELS.register("resnet152", help="torchvision ResNet-152 (7x7 CAM at 224)")
+def resnet152(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
+              pretrained: bool = False) -> WSOLResNet:
+    """torchvision ResNet-152 layout (Bottleneck, [3, 8, 36, 3])."""
+    return _build("resnet152", num_classes, large_feature_map, layer4_stride, pretrained)
+
+
+@MODELS.register("resnext101_32x4d", help="ResNeXt-101 32x4d, torchvision definition (7x7 CAM at 224)")
+def resnext101_32x4d(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
+                     pretrained: bool = False) -> WSOLResNet:
+    """torchvision ``ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4)``."""
+    return _build("resnext101_32x4d", num_classes, large_feature_map, layer4_stride, pretrained)
