@@ -507,6 +507,28 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_locati
     return model
 
 
+def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Copy into ``model`` every tensor of checkpoint ``path`` (any layout, or ``zoo:NAME``) whose
+    name and shape match (fine-tuning: a classifier of another class count stays as initialized).
+    Returns the names of ``model``'s tensors that were kept; raises :class:`UserError` when fewer
+    than half of them match (the wrong architecture)."""
+    source = str(path)
+    if source.startswith("zoo:"):
+        from wsol.zoo.resolve import resolve_checkpoint
+
+        path, _, _ = resolve_checkpoint(source)
+    spec = inspect_checkpoint(read_checkpoint(path), source=str(path))
+    own = model.state_dict()
+    take = {k: v for k, v in spec.state_dict.items() if k in own and own[k].shape == v.shape}
+    kept = [k for k in own if k not in take]
+    if len(take) < len(own) / 2:
+        raise UserError(f"{source}: only {len(take)} of the model's {len(own)} tensors match by name and "
+                        f"shape; is it a {getattr(model, 'arch', type(model).__name__)} checkpoint? "
+                        f"{suggest_arch(spec.state_dict)}")
+    model.load_state_dict({**own, **take})
+    return kept
+
+
 # ---------------------------------------------------------------------------------------------
 # saving
 _SAFE_SCALARS = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype,

@@ -304,3 +304,32 @@ def test_zoo_checkpoint_in_evaluate_and_compare(server, zoo_env, tmp_path, monke
     assert code == 0, err
     assert (tmp_path / "cmp" / "tiny" / "result.json").is_file()
     assert server.requests[f"{entry.name}.zip"] == 1
+
+
+def test_zoo_checkpoint_as_train_init(server, zoo_env, tmp_path, monkeypatch, capsys):
+    """``init_checkpoint=zoo:NAME``: training starts from the published weights (here a 3-class
+    entry fine-tuned on a 2-class set: the classifier stays new, every other tensor is copied)."""
+    import torch
+
+    from wsol.data.synthetic import SynthConfig, generate_synthetic
+    from zoo_server import TINY_WIDTHS
+
+    data = tmp_path / "synth"
+    generate_synthetic(data, SynthConfig(classes=2, train_per_class=4, val_per_class=0, test_per_class=1, size=32))
+    entry, ckpt = _zip_entry(server, monkeypatch, name="tiny-init")
+    code, _, err = _run(capsys, "train", "--recipe", "synthetic_cpu", "--out", str(tmp_path / "t"), "--device", "cpu",
+                        "--no-progress", "--set", f"data_root={data}", "--set", "epochs=1", "--set", "val_every=0",
+                        "--set", "lr=1e-9", "--set", "weight_decay=0", "--set", "momentum=0", "--set", "nesterov=false", "--set", "batch_size=8",
+                        "--set", f"model_options.widths={list(TINY_WIDTHS)}",
+                        "--set", f"init_checkpoint=zoo:{entry.name}")
+    assert code == 0, err
+    kept = err.split("kept new: ", 1)[1].splitlines()[0].split(", ")
+    trained = torch.load(tmp_path / "t" / "last.pt", weights_only=True)["state_dict"]
+    source = torch.load(zoo_env / "zoo" / entry.name / "model_best.pth.tar", weights_only=True)["state_dict"]
+    params = [k for k in trained if "running_" not in k and "num_batches" not in k]
+    copied = [k for k in params if k not in kept]
+    assert kept and all(source[f"module.{k}"].shape != trained[k].shape for k in kept)  # the classifier
+    assert len(copied) > len(kept)
+    for k in copied:  # lr 1e-9: the copied weights are (all but) unchanged
+        assert torch.allclose(source[f"module.{k}"], trained[k], atol=1e-6), k
+    assert server.requests[f"{entry.name}.zip"] == 1

@@ -78,7 +78,7 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
 
     if not (args.out and args.dataset and args.data_root):
         raise UserError("--checkpoint needs --dataset, --data-root and --out")
-    names = (args.names or [])[len(args.results):] or [Path(c).stem for c in args.checkpoint]
+    names = (args.names or [])[len(args.results):] or [Path(c.removeprefix("zoo:")).stem for c in args.checkpoint]
     if len(set(names)) != len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
     paths = []

@@ -26,6 +26,9 @@ class TrainConfig:
     # -- model --------------------------------------------------------------------------------
     model: str = "small_cnn"         # wsol.models.create_model name
     model_options: dict = field(default_factory=dict)  # create_model keywords (pretrained, ...)
+    init_checkpoint: str | None = None  # start from these weights (a file or zoo:NAME): tensors whose
+                                        # name and shape match are copied; a classifier of another
+                                        # class count stays newly initialized
 
     # -- data ---------------------------------------------------------------------------------
     dataset: str = "synthetic"       # wsol.data.DATASETS name
@@ -119,6 +122,11 @@ def _coerce(tp: Any, value: Any) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-9" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                return _BAD
         return _BAD
     if tp is str:
         return value if isinstance(value, str) else _BAD

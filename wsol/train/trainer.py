@@ -154,6 +154,12 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = create_model(cfg.model, num_classes, **cfg.model_options)
+    if cfg.init_checkpoint and not (resume and last_path.exists()):
+        from wsol.checkpoints import init_from_checkpoint
+
+        kept = init_from_checkpoint(model, cfg.init_checkpoint)
+        if info.is_main and kept:
+            print(f"initialized from {cfg.init_checkpoint}; kept new: {', '.join(kept)}", file=sys.stderr)
     optimizer = build_sgd(model, lr=cfg.lr, high_patterns=cfg.lr_high_params,
                           high_mult=cfg.lr_high_mult, momentum=cfg.momentum,
                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
