@@ -254,3 +254,11 @@ def test_robustness_and_figure_state_the_model_first(tiny_checkpoint, tiny_synth
                  "--data-root", str(tiny_synth), "--images", "2", "--device", "cpu",
                  "--out", str(tmp_path / "g.png")]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("model ")
+
+
+def test_relative_output_keeps_side_files_beside_the_json(tiny_checkpoint, tiny_synth, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _evaluate(tiny_checkpoint, tiny_synth, Path("runs/e/result.json"), "--workers", "0") == 0
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert names == ["runs/e/result.config.json", "runs/e/result.json", "runs/e/result.per_class.csv",
+                     "runs/e/result.per_image.csv"]

@@ -69,9 +69,9 @@ class EvaluateConfig:
     progress: bool = True
 
 
-# keys that cannot change the numbers (left out of the resume guard); the batch size does not either:
-# each image is scored alone and the kill-and-resume test resumes with another batch size
-_UNGUARDED = ("output", "overwrite", "resume", "progress", "workers", "batch_size", "save_scoremaps", "device")
+# keys that cannot change the numbers (left out of the resume guard). The batch size stays guarded:
+# a CPU convolution over another batch can move a CAM's last bits (PxAP in the 5th decimal)
+_UNGUARDED = ("output", "overwrite", "resume", "progress", "workers", "save_scoremaps", "device")
 
 
 def result_paths(output: str) -> dict[str, Path]:
@@ -283,8 +283,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         result = assemble_result(result, per_class=paths["per_class"].name, config=paths["config"].name)
         # one unit: a failing write leaves no partial result at any final path (the log is kept)
         write_result(paths["json"], result, per_image=per_image, overwrite=True,
-                     side_files={paths["per_class"]: per_class,
-                                 paths["config"]: json.dumps(to_jsonable(config), indent=2) + "\n"})
+                     side_files={paths["per_class"].name: per_class,  # names: beside the JSON
+                                 paths["config"].name: json.dumps(to_jsonable(config), indent=2) + "\n"})
         log.unlink(missing_ok=True)
         return result
     finally:
