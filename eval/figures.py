@@ -425,10 +425,14 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
         order = valid[np.argsort(mean[valid], kind="stable")]
     two_panels = valid.size > max_classes
     shown = order[:max_classes] if two_panels else valid   # all classes fit: keep the class order
+    # one panel and not too many bars: every bar tall enough for its value written beside it
+    # (a 0 % class then reads "0" instead of an invisible bar)
+    annotate = not two_panels and len(shown) * len(names) <= 64
     if width_in is None:
-        width_in = PAGE_WIDTH_IN if two_panels else COLUMN_WIDTH_IN
+        width_in = PAGE_WIDTH_IN if two_panels or (annotate and len(names) >= 3) else COLUMN_WIDTH_IN
     bar_h = 0.8 / len(names)
-    height_in = max(1.8, 0.42 + len(shown) * max(0.16, 0.075 * len(names)) + 0.35)
+    per_class_in = 0.125 * len(names) / 0.8 if annotate else max(0.16, 0.075 * len(names))
+    height_in = max(1.8, 0.42 + len(shown) * per_class_in + 0.35)
     with matplotlib.rc_context(_STYLE):
         fig = _new_figure(figsize=(width_in, height_in), layout="constrained")
         if two_panels:
@@ -453,10 +457,16 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
             offs = (i - (len(names) - 1) / 2) * bar_h
             ax.barh(y + offs, np.nan_to_num(mat[i, shown]), height=bar_h, color=LINE_COLORS[i % len(LINE_COLORS)],
                     hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.4, label=n)
+            if annotate:
+                for yy, v in zip(y + offs, mat[i, shown]):
+                    ax.text((0 if np.isnan(v) else v) + 1.0, yy, "n/a" if np.isnan(v) else f"{v:.0f}",
+                            va="center", ha="left", fontsize=MIN_FONT_PT, color="0.15")
         label_len = 30 if two_panels else 22
         ax.set_yticks(y, [short_class_name(class_names[j], label_len) for j in shown])
         ax.invert_yaxis()
-        ax.set_xlim(0, 100)
+        ax.set_xlim(0, 108 if annotate else 100)
+        if annotate:
+            ax.set_xticks(np.arange(0, 101, 20))
         ax.set_xlabel(metric_label)
         ax.grid(True, axis="x", linewidth=0.3, color="0.85")
         ax.set_axisbelow(True)

@@ -1,4 +1,5 @@
-"""``wsol demo`` end to end at toy size: every stage runs, the report is written, a re-run reuses."""
+"""``wsol demo`` end to end at toy size: every stage runs, the report is written, a re-run reuses,
+``--seeds 2`` adds only the second seed's runs and the table across seeds."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
     first = capsys.readouterr().out
     report = (out / "report.md").read_text()
     assert "| MaxBoxAccV2 |" in report and "CutMix vs baseline" in report
+    # the report leads with the finding: one sentence with the numbers and intervals
+    lead = report.split("\n\n")[1]
+    assert lead.startswith("**Finding.** In this one-seed run CutMix") and "MaxBoxAccV2" in lead and "[" in lead
+    assert not (out / "seeds.md").exists()
     for name in ("cam_grid.png", "boxacc_curves.png", "per_class.png", "comparison.csv"):
         assert (out / name).stat().st_size > 0, name
     res = json.loads((out / "eval" / "cutmix" / "result.json").read_text())
@@ -24,3 +29,13 @@ def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
     assert main(args) == 0
     second = capsys.readouterr().out
     assert "synthetic benchmark: reusing" in second and "(0 to do" in second
+    # a second seed: only its two runs are trained and evaluated; the table across seeds appears
+    assert main([*args, "--seeds", "2"]) == 0
+    third = capsys.readouterr().out
+    assert "2 models x 2 seeds with synthetic_cpu (2 to do" in third
+    assert (out / "train" / "cutmix_seed1" / "last.pt").is_file()
+    seeds_md = (out / "seeds.md").read_text()
+    assert "the CutMix effect " in seeds_md.splitlines()[0] and "t(0.975, 1)" in seeds_md
+    assert "| MaxBoxAccV2 | baseline |" in seeds_md and (out / "seeds.csv").stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert report.split("\n\n")[1].startswith("**Finding.** Over 2 seeds, the CutMix effect ") and "## Across 2 seeds" in report

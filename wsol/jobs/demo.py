@@ -298,7 +298,7 @@ def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths
     seeds = train_seeds(cfg)
     finding = effect_sentence(study) if study is not None else lead_sentence(comp)
     seed_text = (f"training seed {cfg.seed}" if len(seeds) == 1 else
-                 f"training seeds {seeds[0]}-{seeds[-1]} (benchmark seed {cfg.seed})")
+                 f"training seeds {seeds[0]}-{seeds[-1]}")
     lines = ["# wsol-toolkit demo: baseline vs Cutout vs Mixup vs CutMix on the synthetic benchmark", "",
              f"**Finding.** {finding}", "",
              f"{cfg.classes} classes, {cfg.train_per_class} training and {cfg.test_per_class} test images per "

@@ -166,7 +166,8 @@ def seeds_markdown(study: SeedStudy) -> str:
                          f"{delta} | {ps} |")
     lines.append("")
     notes = [f"Values in percent. Mean over training seeds {seeds} (same benchmark, same test images); "
-             + (f"[low, high] = {INTERVAL}, t quantile t(0.975, {n - 1})." if n > 1 else
+             + (f"[low, high] = {INTERVAL}, t quantile t(0.975, {n - 1}); not clipped to [0, 100], so with "
+                "few seeds a bound can pass 0 or 100." if n > 1 else
                 "one seed: no interval across seeds (see the per-seed bootstrap intervals).")]
     notes.append(f"Δ = method minus {study.baseline} trained with the same seed, in points, averaged over seeds "
                  "with the same t-interval. Paired p per seed = exact McNemar test on the per-image hits "
@@ -219,6 +220,24 @@ def effect_verdict(study: SeedStudy, method: str = "CutMix") -> str | None:
     return "not established"
 
 
+def _why_not(study: SeedStudy, method: str) -> str:
+    """Which metric's interval of the difference contains 0 (or lies on the other side)."""
+    contains, below, above = [], [], []
+    for metric, label in EFFECT_METRICS:
+        _, lo, hi = study.cell(method, metric).delta_summary()
+        (above if lo > 0 else below if hi < 0 else contains).append(label)
+    parts = []
+    if contains:
+        parts.append("the 95 % interval of the difference to the baseline contains 0 for " + " and ".join(contains))
+    if above and below:
+        parts.append(f"{' and '.join(above)} is above 0 but {' and '.join(below)} below 0")
+    elif below:
+        parts.append(f"it is below 0 for {' and '.join(below)}")
+    elif above and contains:
+        parts.append(f"it is above 0 only for {' and '.join(above)}")
+    return "; ".join(parts)
+
+
 def effect_sentence(study: SeedStudy, method: str = "CutMix") -> str:
     """One sentence: whether the CutMix effect appears, with the numbers and intervals."""
     base = study.baseline
@@ -241,9 +260,7 @@ def effect_sentence(study: SeedStudy, method: str = "CutMix") -> str:
                        "with 95 % intervals of the difference above 0",
             "reversed": f"the {method} effect is reversed: {method} is below {base} on both MaxBoxAccV2 and "
                         "top-1 loc with 95 % intervals of the difference below 0",
-            "not established": f"the {method} effect is not established: the 95 % interval of the difference "
-                               "to the baseline contains 0 (or the two metrics disagree) for at least one of "
-                               "MaxBoxAccV2 and top-1 loc"}[verdict]
+            "not established": f"the {method} effect is not established: {_why_not(study, method)}"}[verdict]
     return f"Over {n} seeds, {what} ({method} vs {base}, mean [95 % t-interval]: {numbers})."
 
 

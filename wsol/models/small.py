@@ -2,7 +2,8 @@
 
 Five conv3x3-BN-ReLU stages (``stem``, ``layer1``..``layer4``) with default widths
 16-32-64-96-128; ``stem`` and ``layer2`` have stride 2, so a 64x64 input gives a 16x16 feature
-map (the output of ``layer4``, post-ReLU); then GAP and ``fc``. About 0.19 M parameters and
+map (the output of ``layer4``, post-ReLU; total stride 4): the demo's CAM is 16x16, at least
+the 14x14 that ResNet-50 (layer4 stride 1) gives on 224-pixel images; then GAP and ``fc``. About 0.19 M parameters and
 ~25 M multiply-adds per 64px image: roughly 250 training images/s on 2 busy CPU cores, i.e. about
 a minute for 2,000 images x 8 epochs. ``widths`` (5 ints) scales it.
 Init: kaiming-normal fan-out convs, BN 1/0, fc N(0, 0.01). CAM = ``sum_c fc.weight[t, c] * F_c``.
