@@ -29,6 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.patheffects as path_effects
@@ -74,7 +75,7 @@ GT_COLOR = "#00E040"     # ground truth: green, solid
 PRED_COLOR = "#FF2020"   # prediction: red, dashed
 
 # Font sizes in points at the printed size (>= MIN_FONT_PT). Applied per figure with rc_context.
-_STYLE = {
+_STYLE: Any = {  # matplotlib types rc keys as literals; ours are plain strings
     "font.size": 7.5,
     "axes.titlesize": 7.5,
     "axes.labelsize": 7.5,

@@ -406,7 +406,7 @@ class BoxAccuracy(Accumulator):
             thresholds = np.asarray(cam_curve_interval)
         self.cam_curve_interval: float | None
         if thresholds is None:
-            self.cam_curve_interval = float(cam_curve_interval)  # type: ignore[arg-type]
+            self.cam_curve_interval = float(cam_curve_interval)
             self.thresholds = thresholds_from_interval(self.cam_curve_interval)
         else:
             self.cam_curve_interval = None
@@ -575,7 +575,7 @@ def pxap_histograms(scoremap: np.ndarray, mask: np.ndarray, edges: np.ndarray | 
     (:func:`eval.sweep.check_scoremap`, or :func:`eval.sweep.sweep` of the same map), so only
     its float64 conversion is done here."""
     if np.ndim(edges) == 0:
-        edges = pxap_edges(float(edges))  # type: ignore[arg-type]
+        edges = pxap_edges(float(edges))
     s = np.asarray(scoremap, dtype=np.float64) if checked else check_scoremap(scoremap, where)
     m = check_mask(mask, s.shape, where)
     fg, _ = np.histogram(s[m == 1], bins=edges)

@@ -195,7 +195,7 @@ HEADLINE = (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc"), ("gt_know
 def summarize(comp, seeds: int = 1) -> str:
     """One paragraph written from the numbers and their paired tests (no claim is assumed).
 
-    ``comp``: a ``Comparison`` (``eval.compare`` / ``eval.tables``) whose first model is the
+    ``comp``: a ``Comparison`` (``eval.compare``) whose first model is the
     baseline; ``seeds``: how many training seeds the study has (the paragraph is about the first).
     """
     names = comp.names

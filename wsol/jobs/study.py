@@ -3,7 +3,7 @@
 ``wsol demo --seeds N`` trains every method with training seeds ``seed .. seed + N - 1`` on the
 same benchmark (the data seed stays ``seed``), evaluates each run and calls :func:`seed_study`:
 
-* per seed, :func:`eval.compare.compare_results` (or its old home ``eval.tables``) compares every
+* per seed, :func:`eval.compare.compare_results` compares every
   method with the baseline of the **same seed** on the same test images (bootstrap intervals,
   exact paired McNemar / sign tests);
 * across seeds, per metric and method: the mean of the per-seed values and a 95 % Student-t
@@ -39,16 +39,10 @@ INTERVAL = "95 % Student-t interval across seeds (N - 1 degrees of freedom)"
 
 
 def compare_module():
-    """The comparison library: ``eval.compare`` where it exists, else ``eval.tables`` (imported lazily)."""
-    try:
-        from eval import compare as mod  # noqa: F401
-        if hasattr(mod, "compare_results"):
-            return mod
-    except ImportError:
-        pass
-    from eval import tables as mod
+    """The comparison library :mod:`eval.compare` (imported lazily)."""
+    from eval import compare
 
-    return mod
+    return compare
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float | None, float | None]:

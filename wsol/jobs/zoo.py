@@ -308,10 +308,8 @@ def published_markdown(names: list[str], results: list[dict]) -> str:
 
 
 def _compare_api():
-    try:
-        from eval.compare import compare_results, comparison_markdown, write_comparison
-    except ImportError:  # pragma: no cover - the module's former home
-        from eval.tables import compare_results, comparison_markdown, write_comparison  # type: ignore
+    from eval.compare import compare_results, comparison_markdown, write_comparison
+
     return compare_results, comparison_markdown, write_comparison
 
 
