@@ -32,8 +32,7 @@ def _iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return out
 
 
-def baseline_boxes(scoremap: np.ndarray, thresholds: np.ndarray,
-                   multi_contour: bool) -> list[np.ndarray]:
+def baseline_boxes(scoremap: np.ndarray, thresholds: np.ndarray, multi_contour: bool) -> list[np.ndarray]:
     """Predicted boxes (inclusive int64 ``[n_i, 4]``) at every threshold, as the protocol forms them."""
     height, width = scoremap.shape
     image = np.expand_dims((scoremap * 255).astype(np.uint8), 2)
@@ -55,8 +54,9 @@ def baseline_boxes(scoremap: np.ndarray, thresholds: np.ndarray,
     return out
 
 
-def baseline_best_iou(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray,
-                      multi_contour: bool) -> np.ndarray:
+def baseline_best_iou(
+    scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, multi_contour: bool
+) -> np.ndarray:
     """Best IoU (max over predicted and GT boxes) at every threshold: float64 ``[T]``."""
     per_tau = baseline_boxes(scoremap, thresholds, multi_contour)
     counts = [len(b) for b in per_tau]
@@ -64,7 +64,7 @@ def baseline_best_iou(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np
     out = np.empty(len(per_tau), dtype=np.float64)
     idx = 0
     for i, n in enumerate(counts):
-        out[i] = iou[idx:idx + n].max()
+        out[i] = iou[idx : idx + n].max()
         idx += n
     return out
 
@@ -72,8 +72,7 @@ def baseline_best_iou(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np
 class BaselineBoxAccuracy:
     """``num_correct[delta][tau]`` counters and MaxBoxAcc, as the protocol's BoxEvaluator keeps them."""
 
-    def __init__(self, cam_curve_interval: float = 0.01, iou_thresholds=(30, 50, 70),
-                 multi_contour: bool = True):
+    def __init__(self, cam_curve_interval: float = 0.01, iou_thresholds=(30, 50, 70), multi_contour: bool = True):
         self.thresholds = np.arange(0, 1, cam_curve_interval)
         self.iou_thresholds = list(iou_thresholds)
         self.multi_contour = multi_contour

@@ -17,8 +17,9 @@ Python process (no worker processes: everything is in that one process) and prin
 * what holding every float64 score map would take (``images x S x S x 8`` bytes; the baseline
   that a streaming pass avoids).
 
-Then it prints the 10x/1x ratios. Flat memory means an RSS-peak ratio near 1 and a growth that
-does not scale with 10x the maps.
+Each split is measured ``--runs`` (3) times, alternately; every figure is the median and range
+over the runs with the load. Then it prints the 10x/1x ratios. Flat memory means an RSS-peak
+ratio near 1 and a growth that does not scale with 10x the maps.
 
     python benchmarks/bench_memory.py                          # 10 classes x 50 and x 500 test images
     python benchmarks/bench_memory.py --trace                  # + tracemalloc (slower)
@@ -40,6 +41,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._timing import MIN_RUNS, Timing, banner, load  # noqa: E402
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -50,9 +54,27 @@ def _child(args: argparse.Namespace) -> None:
 
     def evaluate(root: str, output: str) -> None:
         with contextlib.redirect_stdout(io.StringIO()):  # the summary table
-            rc = main(["evaluate", "--no-progress", "--device", "cpu", "--workers", "0", "--batch-size",
-                       str(args.batch_size), "--checkpoint", args.checkpoint, "--dataset", "synthetic",
-                       "--data-root", root, "--output", output, "--overwrite"])
+            rc = main(
+                [
+                    "evaluate",
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                    "--workers",
+                    "0",
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--checkpoint",
+                    args.checkpoint,
+                    "--dataset",
+                    "synthetic",
+                    "--data-root",
+                    root,
+                    "--output",
+                    output,
+                    "--overwrite",
+                ]
+            )
         if rc != 0:
             raise SystemExit(f"wsol evaluate failed with status {rc}")
 
@@ -66,16 +88,49 @@ def _child(args: argparse.Namespace) -> None:
     traced = tracemalloc.get_traced_memory()[1] if args.trace else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = json.loads(Path(args.output).read_text())
-    print(json.dumps({"images": result["num_images"], "rss_ready_kib": ready, "rss_peak_kib": peak,
-                      "traced_peak_bytes": traced, "seconds": round(seconds, 1),
-                      "MaxBoxAccV2": result["MaxBoxAccV2"]}))
+    print(
+        json.dumps(
+            {
+                "images": result["num_images"],
+                "rss_ready_kib": ready,
+                "rss_peak_kib": peak,
+                "traced_peak_bytes": traced,
+                "seconds": round(seconds, 1),
+                "MaxBoxAccV2": result["MaxBoxAccV2"],
+            }
+        )
+    )
 
 
 def _synth(out: Path, classes: int, test_per_class: int, size: int) -> None:
-    subprocess.run([sys.executable, "-m", "wsol", "data", "synth", "--out", str(out), "--classes", str(classes),
-                    "--train-per-class", "1", "--val-per-class", "1", "--test-per-class", str(test_per_class),
-                    "--size", str(size), "--seed", "0", "--quiet"],
-                   check=True, stdout=subprocess.DEVNULL, env=_env(), cwd=REPO)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsol",
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--classes",
+            str(classes),
+            "--train-per-class",
+            "1",
+            "--val-per-class",
+            "1",
+            "--test-per-class",
+            str(test_per_class),
+            "--size",
+            str(size),
+            "--seed",
+            "0",
+            "--quiet",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=_env(),
+        cwd=REPO,
+    )
 
 
 def _env() -> dict:
@@ -96,6 +151,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--trace", action="store_true", help="also trace Python/numpy allocations (slower)")
     ap.add_argument("--dir", default=None, help="where the temporary folder goes (default: the system's)")
+    ap.add_argument("--runs", type=int, default=MIN_RUNS, help="fresh-process runs per split (default: %(default)s)")
     # internal: one measured run
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--root", help=argparse.SUPPRESS)
@@ -107,6 +163,7 @@ def main() -> None:
         _child(args)
         return
 
+    print(banner("bench_memory"))
     import torch
 
     from wsol.checkpoints import save_checkpoint
@@ -121,42 +178,72 @@ def main() -> None:
             _synth(tmp / name, args.classes, per_class, args.size)
         torch.manual_seed(0)
         ckpt = save_checkpoint(tmp / "small.pt", create_model("small_cnn", args.classes))
-        print(f"data: {args.classes} classes, {args.size}x{args.size} px; written in "
-              f"{time.perf_counter() - t0:.0f} s; small_cnn seeded, CPU, --workers 0, "
-              f"--batch-size {args.batch_size}; one fresh process per run")
-        rows = {}
-        for name in splits:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--root", str(tmp / name),
-                   "--warmup-root", str(tmp / "warmup"), "--checkpoint", str(ckpt),
-                   "--output", str(tmp / f"{name}.json"), "--batch-size", str(args.batch_size)]
-            if args.trace:
-                cmd.append("--trace")
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=REPO)
-            rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"data: {args.classes} classes, {args.size}x{args.size} px; written in "
+            f"{time.perf_counter() - t0:.0f} s; small_cnn seeded, CPU, --workers 0, "
+            f"--batch-size {args.batch_size}; one fresh process per run"
+        )
+        runs: dict[str, list[dict]] = {name: [] for name in splits}
+        load0 = load()
+        for _ in range(args.runs):  # alternate the splits, one fresh process per run
+            for name in splits:
+                cmd = [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--child",
+                    "--root",
+                    str(tmp / name),
+                    "--warmup-root",
+                    str(tmp / "warmup"),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--output",
+                    str(tmp / f"{name}.json"),
+                    "--batch-size",
+                    str(args.batch_size),
+                ]
+                if args.trace:
+                    cmd.append("--trace")
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=REPO)
+                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        load1 = load()
+
+        def col(name: str, key) -> Timing:
+            vals = [key(r) for r in runs[name]]
+            return Timing(vals, load0, load1, name)
 
         side = args.size
-        print(f"\n{'split':<6} {'images':>7} {'rss_ready':>13} {'rss_peak':>13} {'growth':>13} "
-              f"{'traced_peak':>13} {'all maps f64':>13} {'eval s':>7}")
-        for name, r in rows.items():
-            growth = r["rss_peak_kib"] - r["rss_ready_kib"]
-            traced = _mib(r["traced_peak_bytes"] / 1024) if r["traced_peak_bytes"] is not None else "       -    "
-            all_maps = r["images"] * side * side * 8 / 1024
-            print(f"{name:<6} {r['images']:>7} {_mib(r['rss_ready_kib']):>13} {_mib(r['rss_peak_kib']):>13} "
-                  f"{_mib(growth):>13} {traced:>13} {_mib(all_maps):>13} {r['seconds']:>7}")
-        a, b = rows["1x"], rows[f"{args.scale}x"]
-        print(f"\n{args.scale}x / 1x: images {b['images'] / a['images']:.1f}, RSS peak "
-              f"{b['rss_peak_kib'] / a['rss_peak_kib']:.3f}, growth over ready "
-              f"{_mib(b['rss_peak_kib'] - b['rss_ready_kib']).strip()} vs "
-              f"{_mib(a['rss_peak_kib'] - a['rss_ready_kib']).strip()}", end="")
-        if a["traced_peak_bytes"] and b["traced_peak_bytes"]:
-            per_image = (b["traced_peak_bytes"] - a["traced_peak_bytes"]) / (b["images"] - a["images"])
-            print(f", traced peak {b['traced_peak_bytes'] / a['traced_peak_bytes']:.2f}x "
-                  f"(+{per_image:.0f} bytes per extra image)")
-        else:
-            print()
-        print(f"holding every {side}x{side} float64 map of the {args.scale}x split would take "
-              f"{b['images'] * side * side * 8 / 2**20:.0f} MiB (at 224x224: "
-              f"{b['images'] * 224 * 224 * 8 / 2**20:.0f} MiB)")
+        print(f"\nmedian [min, max] over {args.runs} runs per split, load {load0:.2f} -> {load1:.2f}")
+        for name in splits:
+            r0 = runs[name][0]
+            all_maps = r0["images"] * side * side * 8 / 2**20
+            print(f"{name} ({r0['images']} images; holding all its {side}x{side} float64 maps: {all_maps:.1f} MiB)")
+            print(f"  rss_ready  : {col(name, lambda r: r['rss_ready_kib'] / 1024).fmt('MiB', digits=1)}")
+            print(f"  rss_peak   : {col(name, lambda r: r['rss_peak_kib'] / 1024).fmt('MiB', digits=1)}")
+            growth = col(name, lambda r: (r["rss_peak_kib"] - r["rss_ready_kib"]) / 1024)
+            print(f"  growth     : {growth.fmt('MiB', digits=1)}")
+            if args.trace:
+                print(f"  traced_peak: {col(name, lambda r: r['traced_peak_bytes'] / 2**20).fmt('MiB', digits=1)}")
+            print(f"  eval       : {col(name, lambda r: r['seconds']).fmt('s', digits=1)}")
+        big = f"{args.scale}x"
+        a, b = runs["1x"], runs[big]
+        peak = Timing([y["rss_peak_kib"] / x["rss_peak_kib"] for x, y in zip(a, b)], load0, load1)
+        print(
+            f"\n{args.scale}x / 1x: images {b[0]['images'] / a[0]['images']:.1f}; RSS peak ratio "
+            f"{peak.fmt('', digits=3)}"
+        )
+        if args.trace:
+            per = Timing(
+                [(y["traced_peak_bytes"] - x["traced_peak_bytes"]) / (y["images"] - x["images"]) for x, y in zip(a, b)],
+                load0,
+                load1,
+            )
+            print(f"traced peak per extra image: {per.fmt('bytes', digits=0)}")
+        print(
+            f"holding every {side}x{side} float64 map of the {args.scale}x split would take "
+            f"{b[0]['images'] * side * side * 8 / 2**20:.0f} MiB (at 224x224: "
+            f"{b[0]['images'] * 224 * 224 * 8 / 2**20:.0f} MiB)"
+        )
 
 
 if __name__ == "__main__":

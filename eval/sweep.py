@@ -13,14 +13,20 @@ in ``[0, 1]``) and a threshold ``tau`` from ``np.arange(0, 1, interval)``:
 
 Two exact implementations:
 
-* ``method="numba"`` (default when numba imports): :mod:`eval.sweep_kernel`, one union-find pass
-  over the pixels that yields every level at once (at most 255 distinct levels exist after
-  quantization), so the cost hardly depends on the number of thresholds. Its OpenCV facts are
-  tested against the installed OpenCV. The one behaviour probed at run time is the order of
-  equal-area contours (:func:`opencv_tie_order`); where it does not hold, V1 levels with such a
-  tie are resolved by OpenCV itself (:attr:`SweepResult.num_fallback_levels` counts them).
+* ``method="numba"`` (default when numba imports): :mod:`eval.sweep_kernel`, one compiled pass
+  that validates, quantizes and histograms the map, then one union-find pass over the pixels
+  grouped by the threshold bucket they enter, evaluating boxes only at the distinct levels (at
+  most 255 exist after quantization), so the cost hardly depends on the number of thresholds.
+  Its OpenCV facts are tested against the installed OpenCV. The one behaviour probed at run time
+  is the order of equal-area contours (:func:`opencv_tie_order`); where it does not hold, V1
+  levels with such a tie are resolved by OpenCV itself (:attr:`SweepResult.num_fallback_levels`
+  counts them). The kernel (and numba) is imported and loaded from numba's on-disk cache on
+  first use (:func:`warm_up`), so importing this module stays cheap.
 * ``method="opencv"``: the reference call sequence, run once per distinct level (used
   automatically when numba is not installed).
+
+float32 and float64 maps go to the kernel as they are; each value is taken as float64 there,
+exactly as converting the map first would.
 
 Score maps containing NaN or +-Inf, values outside ``[0, 1]``, non-float dtypes or a number of
 dimensions other than 2 raise :class:`~eval.errors.InputError` naming the image (``where``).
@@ -28,14 +34,19 @@ A constant map is legitimate (a constant 0 map has no foreground at any threshol
 ``(0, 0, 0, 0)``; a constant non-zero map is all foreground below its level).
 
 Also here: :func:`boxes_at_threshold` (the boxes themselves, for figures) and the old fixed-threshold
-protocol of CAM (2016) / CutMix (2019), :func:`box_at_fixed_threshold` (section 8).
+protocol of CAM (2016) / CutMix (2019), :func:`box_at_fixed_threshold` (section 8; one compiled
+pass once the kernel is loaded, else numpy + OpenCV; the same box).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import importlib.util
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -45,10 +56,9 @@ import numpy as np
 from eval.boxes import as_box_array, check_inclusive_boxes, contour_box, iou_inclusive
 from eval.errors import InputError
 
-try:  # numba is a declared dependency; without it the exact OpenCV path is used.
-    from eval import sweep_kernel as _kernel
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    _kernel = None
+# numba is a declared dependency; without it the exact OpenCV path is used. The compiled kernel
+# (and numba, ~0.3 s to import) is loaded on first use: importing this module stays cheap.
+_kernel = None
 
 __all__ = [
     "HAVE_NUMBA",
@@ -67,7 +77,62 @@ __all__ = [
     "warm_up",
 ]
 
-HAVE_NUMBA = _kernel is not None
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+
+
+def _get_kernel():
+    """The compiled kernel module (:mod:`eval.sweep_kernel`), imported and warmed up (compiled,
+    or loaded from numba's on-disk cache) on first use; None (and ``HAVE_NUMBA`` False from then
+    on) when numba is missing or does not import."""
+    global _kernel, HAVE_NUMBA
+    if _kernel is None and HAVE_NUMBA:
+        try:
+            with _scipy_hidden():
+                from eval import sweep_kernel
+
+                _warm(sweep_kernel)
+        except ImportError:  # pragma: no cover - exercised only where numba is broken
+            HAVE_NUMBA = False
+            return None
+        _kernel = sweep_kernel
+    return _kernel if HAVE_NUMBA else None
+
+
+@contextlib.contextmanager
+def _scipy_hidden():
+    """numba's first compile or cache load in a process imports ``numba.np.arraymath``, which
+    imports ``scipy.linalg`` only to learn whether inner products may call BLAS (0.3-0.6 s, most
+    of the kernel's start-up). The kernels use no BLAS, so while they load, a scipy that is not
+    imported yet is hidden; numba then uses its own inner-product loop (``np.correlate`` and the
+    like in jitted code; ``np.dot`` and ``np.linalg`` still import scipy when compiled). scipy
+    imports normally afterwards."""
+    if "scipy" in sys.modules or "numba.np.arraymath" in sys.modules:
+        yield
+        return
+    sys.modules["scipy"] = None  # makes ``import scipy...`` raise ImportError
+    try:
+        yield
+    finally:
+        if "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
+
+
+def _warm(kern) -> None:
+    """Call every compiled entry point once with the argument types :func:`sweep` and
+    :func:`box_at_fixed_threshold` pass, so that they are loaded before the first map."""
+    s = np.zeros((3, 3), dtype=np.float64)
+    s[1, 1] = 0.8
+    q, hist, _ = kern.quantize_checked(s)
+    levels, _, _ = kern.level_table(np.asarray([0.0, 0.5]), 204)
+    gt = np.zeros((1, 4), dtype=np.int64)
+    kern.sweep_buckets(q, hist, levels, gt, np.asarray([0.5]), True, False, True)
+    kern.sweep_buckets(q, hist, levels, gt, np.zeros(0), False, True, True)
+    kern.fixed_threshold_box(s, 0.15, 0, True)
+    s32 = s.astype(np.float32)
+    kern.quantize_checked(s32)
+    kern.fixed_threshold_box(s32, 0.15, 0, True)
+
+
 _METHODS = ("auto", "numba", "opencv")
 
 
@@ -112,8 +177,7 @@ def check_scoremap(scoremap: np.ndarray, where: str = "score map") -> np.ndarray
     if arr.size == 0:
         raise InputError(f"{where}: score map is empty (shape {arr.shape})")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise InputError(f"{where}: score map must be a float array with values in [0, 1], "
-                         f"got dtype {arr.dtype}")
+        raise InputError(f"{where}: score map must be a float array with values in [0, 1], got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     lo = arr.min()
     hi = arr.max()
@@ -140,14 +204,21 @@ def binarization_levels(q_max: int, thresholds: np.ndarray) -> np.ndarray:
     return (t * float(int(q_max))).astype(np.int64)
 
 
-def _as_float64_map(scoremap, where: str) -> np.ndarray:
-    """The map as C-contiguous float64 ``[H, W]``, after the shape and dtype checks of
-    :func:`check_scoremap` (the value checks are left to the compiled quantization)."""
+_NORMALIZE_MODES = {"max": 0, "minmax": 1, "none": 2}  # codes of the compiled old-protocol box
+
+
+def _as_kernel_map(scoremap, where: str) -> np.ndarray:
+    """The map as a C-contiguous float32 or float64 ``[H, W]`` array (other float types become
+    float64, as :func:`check_scoremap` makes them; the kernels take each value as float64),
+    after the shape and dtype checks of :func:`check_scoremap` (the value checks are left to the
+    compiled pass)."""
     arr = np.asarray(scoremap)
     if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.floating):
         check_scoremap(arr, where)  # raises
-    if arr.dtype != np.float64 or not arr.flags.c_contiguous:
+    if arr.dtype.type not in (np.float64, np.float32) or not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr, dtype=np.float64)
+    elif not arr.dtype.isnative:  # pragma: no cover - big-endian data
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 
@@ -178,7 +249,7 @@ def _deltas(iou_thresholds) -> np.ndarray:
 
 
 def _contours(q: np.ndarray, level: int):
-    binary = np.where(q > level, np.uint8(255), np.uint8(0))
+    binary = cv2.threshold(q, level, 255, cv2.THRESH_BINARY)[1]  # q > level, as the protocol
     return cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
 
 
@@ -190,8 +261,11 @@ def _level_boxes_opencv(q: np.ndarray, level: int, multi_contour: bool) -> np.nd
         return np.zeros((1, 4), dtype=np.int64)
     if not multi_contour:
         contours = [max(contours, key=cv2.contourArea)]
-    return np.asarray([contour_box(*cv2.boundingRect(c), width, height) for c in contours],
-                      dtype=np.int64)
+    boxes = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        boxes.append(contour_box(x, y, w, h, width, height))
+    return np.asarray(boxes, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=1)
@@ -202,7 +276,7 @@ def opencv_tie_order() -> bool:
     kernel leaves such ties to OpenCV itself."""
     img = np.zeros((12, 16), dtype=np.uint8)
     for x, y in ((1, 1), (6, 1), (12, 2), (2, 6), (9, 8), (13, 9)):
-        img[y:y + 2, x:x + 2] = 255  # six 2x2 squares: equal areas, distinct first pixels
+        img[y : y + 2, x : x + 2] = 255  # six 2x2 squares: equal areas, distinct first pixels
     contours = cv2.findContours(img, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
     if len(contours) != 6:
         return False
@@ -215,15 +289,22 @@ def _resolve_method(method: str) -> str:
     if method not in _METHODS:
         raise InputError(f"unknown sweep method {method!r}; choose from {', '.join(_METHODS)}")
     if method == "auto":
-        return "numba" if HAVE_NUMBA else "opencv"
-    if method == "numba" and not HAVE_NUMBA:
+        return "numba" if _get_kernel() is not None else "opencv"
+    if method == "numba" and _get_kernel() is None:
         raise InputError("method='numba' needs the numba package; install it or use method='opencv'")
     return method
 
 
-def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
-          multi_contour: bool, iou_thresholds: Sequence[float] | None = None,
-          method: str = "auto", where: str = "score map") -> SweepResult:
+def sweep(
+    scoremap: np.ndarray,
+    gt_boxes: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    multi_contour: bool,
+    iou_thresholds: Sequence[float] | None = None,
+    method: str = "auto",
+    where: str = "score map",
+) -> SweepResult:
     """Best IoU of one score map at every threshold (protocol 2.1-2.4, 3.1), exact.
 
     ``scoremap``: float ``[H, W]`` in ``[0, 1]``; ``gt_boxes``: inclusive int ``[K, 4]`` in the map's
@@ -243,12 +324,13 @@ def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
     n_fallback = 0
     if method == "numba":
         # one compiled pass validates, quantizes and histograms the map; another the thresholds
-        s = _as_float64_map(scoremap, where)
-        q, hist, ok = _kernel.quantize_checked(s)
+        kern = _get_kernel()
+        s = _as_kernel_map(scoremap, where)
+        q, hist, ok = kern.quantize_checked(s)
         if not ok:
             check_scoremap(s, where)  # raises, naming the problem
         t = _as_thresholds(thresholds)
-        levels, inverse, ok = _kernel.level_table(t, int(np.flatnonzero(hist)[-1]))
+        levels, inverse, ok = kern.level_table(t, int(np.flatnonzero(hist)[-1]))
         if not ok:
             binarization_levels(255, t)  # raises
         levels_per_tau = levels[inverse]
@@ -261,8 +343,9 @@ def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
         best_levels = np.zeros(0, dtype=np.float64)
         n_box_levels = np.zeros(0, dtype=np.int64)
     elif method == "numba":
-        v2, v1, undecided, n_box_levels = _kernel.sweep_buckets(
-            q, hist, levels, gt, deltas, not multi_contour, multi_contour, opencv_tie_order())
+        v2, v1, undecided, n_box_levels = kern.sweep_buckets(
+            q, hist, levels, gt, deltas, not multi_contour, multi_contour, opencv_tie_order()
+        )
         if multi_contour:
             best_levels = v2
         else:
@@ -273,38 +356,62 @@ def sweep(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
                 best_levels[li] = iou_inclusive(boxes, gt).max()
                 n_fallback += 1
     else:
-        best_levels = np.empty(len(levels), dtype=np.float64)
-        n_box_levels = np.empty(len(levels), dtype=np.int64)
-        for li, level in enumerate(levels):
-            boxes = _level_boxes_opencv(q, int(level), multi_contour)
-            best_levels[li] = iou_inclusive(boxes, gt).max()
-            n_box_levels[li] = len(boxes)
+        per_level = [_level_boxes_opencv(q, int(level), multi_contour) for level in levels]
+        n_box_levels = np.asarray([len(b) for b in per_level], dtype=np.int64)
+        ious = iou_inclusive(np.concatenate(per_level), gt).max(axis=1)  # one IoU call
+        best_levels = np.maximum.reduceat(ious, np.cumsum(n_box_levels) - n_box_levels)
     best = best_levels[inverse].astype(np.float64, copy=False)
     hits = None if iou_thresholds is None else best[None, :] >= deltas[:, None]
-    return SweepResult(best_iou=best, hits=hits, levels=levels_per_tau, num_levels=len(levels),
-                       num_fallback_levels=n_fallback,
-                       num_boxes=int(n_box_levels[inverse].sum()) if len(levels) else 0,
-                       method=method)
+    return SweepResult(
+        best_iou=best,
+        hits=hits,
+        levels=levels_per_tau,
+        num_levels=len(levels),
+        num_fallback_levels=n_fallback,
+        num_boxes=int(n_box_levels[inverse].sum()) if len(levels) else 0,
+        method=method,
+    )
 
 
-def sweep_best_iou(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray, *,
-                   multi_contour: bool, method: str = "auto", where: str = "score map") -> np.ndarray:
+def sweep_best_iou(
+    scoremap: np.ndarray,
+    gt_boxes: np.ndarray,
+    thresholds: np.ndarray,
+    *,
+    multi_contour: bool,
+    method: str = "auto",
+    where: str = "score map",
+) -> np.ndarray:
     """Per-threshold best IoU (float64 ``[T]``), identical to the protocol's values. See :func:`sweep`."""
-    return sweep(scoremap, gt_boxes, thresholds, multi_contour=multi_contour, method=method,
-                 where=where).best_iou
+    return sweep(scoremap, gt_boxes, thresholds, multi_contour=multi_contour, method=method, where=where).best_iou
 
 
-def sweep_hits(scoremap: np.ndarray, gt_boxes: np.ndarray, thresholds: np.ndarray,
-               iou_thresholds: Sequence[float], *, multi_contour: bool, method: str = "auto",
-               where: str = "score map") -> np.ndarray:
+def sweep_hits(
+    scoremap: np.ndarray,
+    gt_boxes: np.ndarray,
+    thresholds: np.ndarray,
+    iou_thresholds: Sequence[float],
+    *,
+    multi_contour: bool,
+    method: str = "auto",
+    where: str = "score map",
+) -> np.ndarray:
     """bool ``[D, T]``: is the image correct at IoU threshold ``delta_d`` (percent) and ``tau_t``
     (``best_iou >= delta / 100`` as the protocol compares). Exact. See :func:`sweep`."""
-    return sweep(scoremap, gt_boxes, thresholds, multi_contour=multi_contour,
-                 iou_thresholds=iou_thresholds, method=method, where=where).hits
+    hits = sweep(
+        scoremap,
+        gt_boxes,
+        thresholds,
+        multi_contour=multi_contour,
+        iou_thresholds=iou_thresholds,
+        method=method,
+        where=where,
+    ).hits
+    assert hits is not None  # iou_thresholds were given
+    return hits
 
 
-def boxes_at_threshold(scoremap: np.ndarray, tau: float, multi_contour: bool,
-                       where: str = "score map") -> np.ndarray:
+def boxes_at_threshold(scoremap: np.ndarray, tau: float, multi_contour: bool, where: str = "score map") -> np.ndarray:
     """The protocol's predicted boxes at one threshold (inclusive int64 ``[N, 4]``, N >= 1).
 
     V2 (``multi_contour=True``): one box per contour (outer and hole contours, OpenCV's order);
@@ -318,6 +425,7 @@ def boxes_at_threshold(scoremap: np.ndarray, tau: float, multi_contour: bool,
 
 # ----------------------------------------------------------------------------------------------
 # Old fixed-threshold protocol (CAM 2016, CutMix 2019; protocol section 8)
+
 
 def largest_component_box(mask: np.ndarray) -> np.ndarray:
     """Inclusive int64 box ``(x0, y0, x1, y1)`` of the largest 8-connected component of a binary
@@ -341,8 +449,9 @@ def largest_component_box(mask: np.ndarray) -> np.ndarray:
     return np.asarray([x, y, x + w - 1, y + h - 1], dtype=np.int64)
 
 
-def box_at_fixed_threshold(scoremap: np.ndarray, sigma: float = 0.15, *, normalize: str = "max",
-                           compare: str = ">=", where: str = "score map") -> np.ndarray:
+def box_at_fixed_threshold(
+    scoremap: np.ndarray, sigma: float = 0.15, *, normalize: str = "max", compare: str = ">=", where: str = "score map"
+) -> np.ndarray:
     """Box of the old protocol (CAM 2016 / CutMix 2019, section 8): inclusive int64 ``[4]``.
 
     The float map is normalized (``"max"``: ``s / max(s)``; ``"minmax"``: ``(s - min) / (max - min)``;
@@ -351,6 +460,15 @@ def box_at_fixed_threshold(scoremap: np.ndarray, sigma: float = 0.15, *, normali
     (:func:`largest_component_box`). No quantization. A map whose normalizer is 0 (max 0 for
     ``"max"``, constant for ``"minmax"``) has no foreground: box ``(0, 0, 0, 0)``.
     """
+    mode = _NORMALIZE_MODES.get(normalize)
+    # the compiled pass once the kernel is loaded (by a sweep); it is not loaded for this alone
+    kern = _kernel if HAVE_NUMBA and mode is not None and compare in (">=", ">") else None
+    if kern is not None:  # one compiled pass; the same mask and box as below
+        arr = _as_kernel_map(scoremap, where)
+        box, ok = kern.fixed_threshold_box(arr, float(sigma), mode, compare == ">")
+        if not ok:
+            check_scoremap(arr, where)  # raises, naming the problem
+        return box
     s = check_scoremap(scoremap, where)
     if normalize == "max":
         top = s.max()
@@ -376,24 +494,20 @@ def box_at_fixed_threshold(scoremap: np.ndarray, sigma: float = 0.15, *, normali
 # ----------------------------------------------------------------------------------------------
 # Process pool over images
 
+
 def warm_up() -> None:
-    """Compile (or load from the on-disk cache) the numba kernel now, on a tiny map."""
-    if HAVE_NUMBA:
-        q = np.zeros((3, 3), dtype=np.uint8)
-        q[1, 1] = 200
-        levels = np.asarray([0, 100], dtype=np.int64)
-        gt = np.zeros((1, 4), dtype=np.int64)
-        _kernel.sweep_levels(q, levels, gt, np.asarray([0.5]), True, False, opencv_tie_order())
-        _kernel.sweep_levels(q, levels, gt, np.zeros(0), False, True, opencv_tie_order())
+    """Import and load the numba kernel now (compiled once, then from numba's on-disk cache)."""
+    _get_kernel()
 
 
-def _init_worker() -> None:
+def _init_worker(kernel: bool = True) -> None:
     """Pool worker start: Ctrl-C is the parent's to handle (a worker must not print a
     KeyboardInterrupt traceback of its own; the parent terminates the pool), then warm up."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warm_up()
+    if kernel:
+        warm_up()
 
 
 def _mp_context():
@@ -404,20 +518,31 @@ def _mp_context():
 class SweepPool:
     """A process pool that runs a picklable top-level function over items, in order.
 
-    ``workers <= 1`` runs in this process (no pool). Each worker loads the compiled kernel once
-    (``initializer``). Use as a context manager, or call :meth:`close`. Results are identical to
-    one worker: each item is computed independently and the output keeps the input order.
+    ``workers <= 1`` runs in this process (no pool). With ``kernel`` (the default) the compiled
+    sweep kernel is loaded once before the workers start (forked workers inherit it; others load
+    it in their ``initializer``); pass False for work that does not sweep. Use as a context
+    manager, or call :meth:`close`. Results are identical to one worker: each item is computed
+    independently and the output keeps the input order.
     """
 
-    def __init__(self, workers: int = 1, chunksize: int = 8):
+    def __init__(self, workers: int = 1, chunksize: int = 8, *, kernel: bool = True):
         self.workers = max(1, int(workers))
         self.chunksize = max(1, int(chunksize))
+        self.kernel = bool(kernel)
         self._pool = None
 
     def _get(self):
         if self._pool is None and self.workers > 1:
-            warm_up()  # compile / load once here: forked workers inherit the compiled kernel
-            self._pool = _mp_context().Pool(self.workers, initializer=_init_worker)
+            if self.kernel:
+                warm_up()  # compile / load once here: forked workers inherit the compiled kernel
+            # Forked workers inherit the objects alive here as frozen (Python's advice for fork):
+            # their garbage collections never walk them (numba's tens of thousands), so they do
+            # not copy the parent's pages either. The parent unfreezes at once.
+            gc.freeze()
+            try:
+                self._pool = _mp_context().Pool(self.workers, initializer=_init_worker, initargs=(self.kernel,))
+            finally:
+                gc.unfreeze()
         return self._pool
 
     def imap(self, func, items: Iterable) -> Iterator:

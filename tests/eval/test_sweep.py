@@ -13,14 +13,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.baseline_boxes import baseline_best_iou, baseline_boxes
 from eval.errors import InputError
-from eval.sweep import (HAVE_NUMBA, binarization_levels, box_at_fixed_threshold, boxes_at_threshold,
-                        largest_component_box, opencv_tie_order, quantize_scoremap, sweep,
-                        sweep_best_iou, sweep_hits, thresholds_from_interval)
+from eval.sweep import (
+    HAVE_NUMBA,
+    binarization_levels,
+    box_at_fixed_threshold,
+    boxes_at_threshold,
+    largest_component_box,
+    opencv_tie_order,
+    quantize_scoremap,
+    sweep,
+    sweep_best_iou,
+    sweep_hits,
+    thresholds_from_interval,
+)
 
 METHODS = ["opencv"] + (["numba"] if HAVE_NUMBA else [])
 
 
 # ---------------------------------------------------------------------------- random score maps
+
 
 def _normalize(m):
     m = m - m.min()
@@ -69,11 +80,9 @@ KINDS = ("smooth", "noisy", "noise", "rings", "blocks", "constant")
 
 # ------------------------------------------------------------------------------- hand examples
 
+
 def _map_4x5():
-    q = np.array([[0, 0, 0, 0, 0],
-                  [0, 200, 200, 0, 100],
-                  [0, 200, 255, 0, 100],
-                  [0, 0, 0, 0, 0]], dtype=np.float64)
+    q = np.array([[0, 0, 0, 0, 0], [0, 200, 200, 0, 100], [0, 200, 255, 0, 100], [0, 0, 0, 0, 0]], dtype=np.float64)
     s = (q + 0.5) / 255  # (s * 255).astype(uint8) == q exactly
     s[2, 2] = 1.0
     return s
@@ -91,13 +100,16 @@ def test_quantization_and_levels():
     assert len(thresholds_from_interval(0.001)) == 1000
 
 
-@pytest.mark.parametrize("tau, v2_boxes, v1_box", [
-    (0.0, [[4, 1, 4, 3], [1, 1, 3, 3]], [1, 1, 3, 3]),   # two components; the 2x2 square has area 1
-    (0.3, [[4, 1, 4, 3], [1, 1, 3, 3]], [1, 1, 3, 3]),   # thr 76 < 100: same
-    (0.5, [[1, 1, 3, 3]], [1, 1, 3, 3]),                  # thr 127: the column of 100s is gone
-    (0.9, [[2, 2, 3, 3]], [2, 2, 3, 3]),                  # thr 229: the single 255 pixel
-    (0.999, [[2, 2, 3, 3]], [2, 2, 3, 3]),                # thr 254
-])
+@pytest.mark.parametrize(
+    "tau, v2_boxes, v1_box",
+    [
+        (0.0, [[4, 1, 4, 3], [1, 1, 3, 3]], [1, 1, 3, 3]),  # two components; the 2x2 square has area 1
+        (0.3, [[4, 1, 4, 3], [1, 1, 3, 3]], [1, 1, 3, 3]),  # thr 76 < 100: same
+        (0.5, [[1, 1, 3, 3]], [1, 1, 3, 3]),  # thr 127: the column of 100s is gone
+        (0.9, [[2, 2, 3, 3]], [2, 2, 3, 3]),  # thr 229: the single 255 pixel
+        (0.999, [[2, 2, 3, 3]], [2, 2, 3, 3]),  # thr 254
+    ],
+)
 def test_4x5_map_expected_boxes(tau, v2_boxes, v1_box):
     s = _map_4x5()
     got_v2 = boxes_at_threshold(s, tau, multi_contour=True)
@@ -116,10 +128,11 @@ def test_empty_foreground_gives_zero_box():
     np.testing.assert_array_equal(boxes_at_threshold(s, 0.5, True), [[0, 0, 0, 0]])
     for method in METHODS:
         # [0,0,0,0] against GT (0,0,0,0): two one-pixel boxes, IoU 1
-        assert sweep_best_iou(s, [[0, 0, 0, 0]], np.array([0.0, 0.5]), multi_contour=True,
-                              method=method).tolist() == [1.0, 1.0]
-        assert sweep_best_iou(s, [[0, 0, 1, 1]], np.array([0.0]), multi_contour=False,
-                              method=method).tolist() == [0.25]
+        assert sweep_best_iou(s, [[0, 0, 0, 0]], np.array([0.0, 0.5]), multi_contour=True, method=method).tolist() == [
+            1.0,
+            1.0,
+        ]
+        assert sweep_best_iou(s, [[0, 0, 1, 1]], np.array([0.0]), multi_contour=False, method=method).tolist() == [0.25]
 
 
 def test_hole_contour_box_counts_in_v2():
@@ -137,6 +150,7 @@ def test_hole_contour_box_counts_in_v2():
 
 
 # ------------------------------------------------------------------------------ OpenCV facts
+
 
 def _depths(hierarchy):
     h = hierarchy[0]
@@ -185,9 +199,11 @@ def test_opencv_contour_facts_on_random_binary_maps():
         # fact 3: holes = 4-connected background components off the border, box grown by 1
         n4, lab4, stats4, _ = cv2.connectedComponentsWithStats((~b).astype(np.uint8), connectivity=4)
         border = set(np.unique(np.concatenate([lab4[0], lab4[-1], lab4[:, 0], lab4[:, -1]])).tolist())
-        exp_holes = sorted((int(x) - 1, int(y) - 1, int(ww) + 2, int(hh) + 2)
-                           for i, (x, y, ww, hh, _) in enumerate(stats4) if i > 0 and i not in border
-                           and not b[lab4 == i].any())
+        exp_holes = sorted(
+            (int(x) - 1, int(y) - 1, int(ww) + 2, int(hh) + 2)
+            for i, (x, y, ww, hh, _) in enumerate(stats4)
+            if i > 0 and i not in border and not b[lab4 == i].any()
+        )
         assert holes == exp_holes
         areas = [cv2.contourArea(c) for c in contours]
         parent = hier[0][:, 3]
@@ -212,6 +228,7 @@ def test_opencv_contour_facts_on_random_binary_maps():
 
 # ----------------------------------------------------------------------- exactness vs baseline
 
+
 @pytest.mark.parametrize("method", METHODS)
 def test_exact_against_baseline_small_random_maps(method):
     rng = np.random.default_rng(7)
@@ -221,7 +238,7 @@ def test_exact_against_baseline_small_random_maps(method):
         h, w = (int(v) for v in rng.integers(1, 32, 2))
         s = make_map(rng, kind, h, w)
         gt = random_gt(rng, h, w)
-        for interval in ((0.01, 0.001) if it % 3 == 0 else (0.01,)):
+        for interval in (0.01, 0.001) if it % 3 == 0 else (0.01,):
             t = thresholds_from_interval(interval)
             for mc in (True, False):
                 expected = baseline_best_iou(s, gt, t, mc)
@@ -241,8 +258,9 @@ def test_exact_against_baseline_224_maps():
         s = make_map(rng, kind, 224, 224)
         gt = random_gt(rng, 224, 224)
         for mc in (True, False):
-            np.testing.assert_array_equal(sweep_best_iou(s, gt, t, multi_contour=mc),
-                                          baseline_best_iou(s, gt, t, mc), err_msg=f"{it} {kind} {mc}")
+            np.testing.assert_array_equal(
+                sweep_best_iou(s, gt, t, multi_contour=mc), baseline_best_iou(s, gt, t, mc), err_msg=f"{it} {kind} {mc}"
+            )
 
 
 def test_boxes_at_threshold_matches_baseline():
@@ -259,20 +277,25 @@ def test_float32_and_float16_maps_are_taken_as_float64():
     s = make_map(rng, "smooth", 40, 40).astype(np.float32)
     t = thresholds_from_interval(0.01)
     gt = np.array([[5, 5, 30, 30]])
-    np.testing.assert_array_equal(sweep_best_iou(s, gt, t, multi_contour=True),
-                                  baseline_best_iou(s.astype(np.float64), gt, t, True))
+    np.testing.assert_array_equal(
+        sweep_best_iou(s, gt, t, multi_contour=True), baseline_best_iou(s.astype(np.float64), gt, t, True)
+    )
 
 
 # ------------------------------------------------------------------------------------- errors
 
-@pytest.mark.parametrize("bad, message", [
-    (np.full((4, 4), np.nan), "NaN"),
-    (np.full((4, 4), np.inf), "infinite"),
-    (np.full((4, 4), 1.5), r"\[0, 1\]"),
-    (np.full((4, 4), -0.1), r"\[0, 1\]"),
-    (np.zeros((2, 4, 4)), "2-D"),
-    (np.zeros((4, 4), dtype=np.uint8), "float"),
-])
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.full((4, 4), np.nan), "NaN"),
+        (np.full((4, 4), np.inf), "infinite"),
+        (np.full((4, 4), 1.5), r"\[0, 1\]"),
+        (np.full((4, 4), -0.1), r"\[0, 1\]"),
+        (np.zeros((2, 4, 4)), "2-D"),
+        (np.zeros((4, 4), dtype=np.uint8), "float"),
+    ],
+)
 def test_bad_maps_raise_naming_the_image(bad, message):
     with pytest.raises(InputError, match=message) as exc:
         sweep(bad, [[0, 0, 1, 1]], np.array([0.5]), multi_contour=True, where="img_042.jpg")
@@ -293,9 +316,10 @@ def test_bad_gt_and_thresholds():
 
 # ------------------------------------------------------------------------- old protocol boxes
 
+
 def test_largest_component_box_by_pixel_count_with_8_connectivity():
     m = np.zeros((10, 12), dtype=bool)
-    m[1:3, 1:3] = True          # 4 pixels
+    m[1:3, 1:3] = True  # 4 pixels
     m[5, 5] = m[6, 6] = m[7, 7] = m[8, 8] = m[8, 9] = True  # 5 pixels, diagonal (8-connected)
     np.testing.assert_array_equal(largest_component_box(m), [5, 5, 9, 8])
     np.testing.assert_array_equal(largest_component_box(np.zeros((3, 3))), [0, 0, 0, 0])
@@ -311,13 +335,12 @@ def test_box_at_fixed_threshold_normalization_and_comparison():
     np.testing.assert_array_equal(box_at_fixed_threshold(s, 0.4, normalize="max", compare=">"), [1, 1, 3, 1])
     np.testing.assert_array_equal(box_at_fixed_threshold(np.zeros((3, 3)), 0.15), [0, 0, 0, 0])
     # min-max: a constant map has no foreground
-    np.testing.assert_array_equal(box_at_fixed_threshold(np.full((3, 3), 0.7), 0.15, normalize="minmax"),
-                                  [0, 0, 0, 0])
+    np.testing.assert_array_equal(box_at_fixed_threshold(np.full((3, 3), 0.7), 0.15, normalize="minmax"), [0, 0, 0, 0])
 
 
 # ------------------------------------------------------------------------------ fallbacks
 
-@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+
 def test_v1_ties_fall_back_to_opencv_when_its_order_is_unknown(monkeypatch):
     import eval.sweep as sweep_module
 
@@ -357,8 +380,8 @@ def test_number_of_boxes_matches_opencv():
 
 def test_largest_component_ties_go_to_the_first_in_row_major_order():
     m = np.zeros((9, 9), dtype=bool)
-    m[6:8, 1:3] = True   # 4 pixels, starts at row 6
-    m[1:3, 6:8] = True   # 4 pixels, starts at row 1: first in row-major order
+    m[6:8, 1:3] = True  # 4 pixels, starts at row 6
+    m[1:3, 6:8] = True  # 4 pixels, starts at row 1: first in row-major order
     m[4, 4] = True
     np.testing.assert_array_equal(largest_component_box(m), [6, 1, 7, 2])
     rng = np.random.default_rng(0)
