@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint install bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/wsol demo --out runs/demo
 
-test: $(STAMP)
+# ruff (lint + format check) over the tree, mypy on eval/ and cam/ (pyproject.toml), then the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q tests --nbmake notebooks
 
 bench: $(STAMP)

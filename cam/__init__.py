@@ -20,5 +20,14 @@ from cam.registry import CAM_METHODS, CAMMethod
 from cam import vanilla  # noqa: E402,F401  isort: skip
 from cam import gradcam  # noqa: E402,F401  isort: skip
 
-__all__ = ["CAM_METHODS", "CAMInputError", "CAMMethod", "cams_and_logits", "compute_cams",
-           "layer_cams", "normalize", "postprocess", "upsample"]
+__all__ = [
+    "CAM_METHODS",
+    "CAMInputError",
+    "CAMMethod",
+    "cams_and_logits",
+    "compute_cams",
+    "layer_cams",
+    "normalize",
+    "postprocess",
+    "upsample",
+]

@@ -14,8 +14,15 @@ from cam.runner import FeatureRun, is_wsol_model, model_guard, run_features
 from cam.targets import as_targets, check_range, top_k
 
 
-def _check_call(model: nn.Module, images: Tensor, method: str, normalize: str,
-                method_options: dict, layer: str | None, batch_size: int | None) -> CAMMethod:
+def _check_call(
+    model: nn.Module,
+    images: Tensor,
+    method: str,
+    normalize: str,
+    method_options: dict,
+    layer: str | None,
+    batch_size: int | None,
+) -> CAMMethod:
     m = CAM_METHODS.get(method)
     if not isinstance(model, nn.Module):
         raise CAMInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -26,23 +33,27 @@ def _check_call(model: nn.Module, images: Tensor, method: str, normalize: str,
         raise CAMInputError(f"unknown normalize {normalize!r}; choose from: {', '.join(NORMALIZATIONS)}")
     unknown = sorted(set(method_options) - set(m.options))
     if unknown:
-        raise CAMInputError(f"method {method!r} takes no option(s) {', '.join(map(repr, unknown))}; "
-                            f"it accepts: {', '.join(m.options) or '(none)'}")
+        raise CAMInputError(
+            f"method {method!r} takes no option(s) {', '.join(map(repr, unknown))}; "
+            f"it accepts: {', '.join(m.options) or '(none)'}"
+        )
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise CAMInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     wsol = is_wsol_model(model)
     if (m.needs_head or m.needs_class_maps) and (not wsol or layer is not None):
-        raise CAMInputError(f"method {method!r} needs a wsol model (forward_features/forward_head"
-                            f"{'/class_maps' if m.needs_class_maps else ''}) and its own feature map "
-                            "(no layer option)")
+        raise CAMInputError(
+            f"method {method!r} needs a wsol model (forward_features/forward_head"
+            f"{'/class_maps' if m.needs_class_maps else ''}) and its own feature map "
+            "(no layer option)"
+        )
     if m.uses_gradients and torch.is_inference_mode_enabled():
-        raise CAMInputError(f"method {method!r} needs gradients: do not call it under "
-                            "torch.inference_mode() (torch.no_grad() is fine)")
+        raise CAMInputError(
+            f"method {method!r} needs gradients: do not call it under torch.inference_mode() (torch.no_grad() is fine)"
+        )
     return m
 
 
-def _maps_per_target(m: CAMMethod, run: FeatureRun, targets: Tensor, options: dict,
-                     batch_size: int | None) -> Tensor:
+def _maps_per_target(m: CAMMethod, run: FeatureRun, targets: Tensor, options: dict, batch_size: int | None) -> Tensor:
     """Layer maps ``[b, k, h, w]``, one column per target column (class-agnostic: computed once)."""
     cols: list[Tensor] = []
     for j in range(targets.shape[1]):
@@ -53,9 +64,19 @@ def _maps_per_target(m: CAMMethod, run: FeatureRun, targets: Tensor, options: di
     return torch.stack(cols, dim=1)
 
 
-def _run(model: nn.Module, images: Tensor, targets: Any, method: str, size: Any, normalize: str | None,
-         batch_size: int | None, amp_dtype: torch.dtype | None, channels_last: bool,
-         layer: str | None, method_options: dict) -> tuple[Tensor, Tensor]:
+def _run(
+    model: nn.Module,
+    images: Tensor,
+    targets: Any,
+    method: str,
+    size: Any,
+    normalize: str | None,
+    batch_size: int | None,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+    layer: str | None,
+    method_options: dict,
+) -> tuple[Tensor, Tensor]:
     m = _check_call(model, images, method, normalize or "none", method_options, layer, batch_size)
     b = images.shape[0]
     tgt, single = as_targets(targets, b, images.device)
@@ -68,12 +89,11 @@ def _run(model: nn.Module, images: Tensor, targets: Any, method: str, size: Any,
     logits_all: list[Tensor] = []
     with model_guard(model):
         for start in range(0, b, chunk):
-            run = run_features(model, images[start:start + chunk], m.uses_gradients, amp_dtype, layer)
+            run = run_features(model, images[start : start + chunk], m.uses_gradients, amp_dtype, layer)
             logits = run.logits
             if logits.ndim != 2:
-                raise CAMInputError(f"the model returned logits of shape {tuple(logits.shape)}, "
-                                    "expected [B, K]")
-            t = tgt[start:start + chunk] if tgt is not None else top_k(logits, 1)
+                raise CAMInputError(f"the model returned logits of shape {tuple(logits.shape)}, expected [B, K]")
+            t = tgt[start : start + chunk] if tgt is not None else top_k(logits, 1)
             check_range(t, logits.shape[1], start)
             with torch.no_grad():  # maps carry no graph (autograd.grad still works inside)
                 maps = _maps_per_target(m, run, t, method_options, inner_bs)  # [b, k, h, w]
@@ -90,11 +110,20 @@ def _run(model: nn.Module, images: Tensor, targets: Any, method: str, size: Any,
     return (out[:, 0] if single else out), torch.cat(logits_all)
 
 
-def cams_and_logits(model: nn.Module, images: Tensor, targets: Any = None, method: str = "cam",
-                    size: int | tuple[int, int] | None = None, normalize: str = "minmax",
-                    batch_size: int | None = None, *, amp_dtype: torch.dtype | None = None,
-                    channels_last: bool = False, layer: str | None = None,
-                    **method_options: Any) -> tuple[Tensor, Tensor]:
+def cams_and_logits(
+    model: nn.Module,
+    images: Tensor,
+    targets: Any = None,
+    method: str = "cam",
+    size: int | tuple[int, int] | None = None,
+    normalize: str = "minmax",
+    batch_size: int | None = None,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    layer: str | None = None,
+    **method_options: Any,
+) -> tuple[Tensor, Tensor]:
     """CAMs and the logits of the same forward pass.
 
     images: float ``[B, C, H, W]`` on the model's device. targets: class indices ``[B]`` (one
@@ -108,24 +137,39 @@ def cams_and_logits(model: nn.Module, images: Tensor, targets: Any = None, metho
     Returns ``(cams float32 in [0, 1] on images.device, logits [B, K])``; the model runs in eval
     mode and every module's training flag is restored on exit, also on exceptions.
     """
-    return _run(model, images, targets, method, size, normalize, batch_size, amp_dtype,
-                channels_last, layer, method_options)
+    return _run(
+        model, images, targets, method, size, normalize, batch_size, amp_dtype, channels_last, layer, method_options
+    )
 
 
-def compute_cams(model: nn.Module, images: Tensor, targets: Any = None, method: str = "cam",
-                 size: int | tuple[int, int] | None = None, normalize: str = "minmax",
-                 batch_size: int | None = None, **options: Any) -> Tensor:
+def compute_cams(
+    model: nn.Module,
+    images: Tensor,
+    targets: Any = None,
+    method: str = "cam",
+    size: int | tuple[int, int] | None = None,
+    normalize: str = "minmax",
+    batch_size: int | None = None,
+    **options: Any,
+) -> Tensor:
     """``cams_and_logits(...)[0]``: float32 ``[B, H, W]`` (or ``[B, k, H, W]``) in [0, 1]."""
     return cams_and_logits(model, images, targets, method, size, normalize, batch_size, **options)[0]
 
 
-def layer_cams(model: nn.Module, images: Tensor, targets: Any = None, method: str = "cam",
-               batch_size: int | None = None, *, amp_dtype: torch.dtype | None = None,
-               layer: str | None = None, **method_options: Any) -> tuple[Tensor, Tensor]:
+def layer_cams(
+    model: nn.Module,
+    images: Tensor,
+    targets: Any = None,
+    method: str = "cam",
+    batch_size: int | None = None,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    layer: str | None = None,
+    **method_options: Any,
+) -> tuple[Tensor, Tensor]:
     """Layer-resolution maps ``[B, (k,) h, w]`` before upsampling/normalisation, and logits.
 
     float32 (float64 for float64 models). Same method semantics as :func:`cams_and_logits`
     (grad-cam methods include their ReLU unless ``relu=False``); NaN/Inf still raises.
     """
-    return _run(model, images, targets, method, None, None, batch_size, amp_dtype, False, layer,
-                method_options)
+    return _run(model, images, targets, method, None, None, batch_size, amp_dtype, False, layer, method_options)

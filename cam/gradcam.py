@@ -130,8 +130,17 @@ def _finish(maps: Tensor, options: dict, dtype: torch.dtype) -> Tensor:
     return maps.clamp(min=0) if options.get("relu", True) else maps
 
 
-def _make(name: str, cls_name: str, kind: str, description: str, *, uses_gradients: bool,
-          heavy: bool = False, needs_head: bool = False, class_specific: bool = True) -> CAMMethod:
+def _make(
+    name: str,
+    cls_name: str,
+    kind: str,
+    description: str,
+    *,
+    uses_gradients: bool,
+    heavy: bool = False,
+    needs_head: bool = False,
+    class_specific: bool = True,
+) -> CAMMethod:
     def layer_maps(run: FeatureRun, targets: Tensor, options: dict, batch_size: int | None) -> Tensor:
         import pytorch_grad_cam
 
@@ -169,51 +178,87 @@ def _make(name: str, cls_name: str, kind: str, description: str, *, uses_gradien
                 raise CAMInputError("ablationcam needs a model with forward_features/forward_head")
             head = _HeadModel(run.model)
             ratio = float(options.get("ratio_channels_to_ablate", 1.0))
-            with _gradcam_object(cls, head, ablation_layer=_ablation_layer(), batch_size=bs,
-                                 ratio_channels_to_ablate=ratio) as obj, \
-                    _quiet(options.get("progress", False)), amp:
+            with (
+                _gradcam_object(
+                    cls, head, ablation_layer=_ablation_layer(), batch_size=bs, ratio_channels_to_ablate=ratio
+                ) as obj,
+                _quiet(options.get("progress", False)),
+                amp,
+            ):
                 w = obj.get_cam_weights(feats, head.features, objs, a_np, None)
             return _finish(_combine(w, feats), options, dtype)
         raise AssertionError(kind)
 
-    opts = ("relu",) + (("progress",) if heavy else ()) + (
-        ("ratio_channels_to_ablate",) if kind == "ablation" else ())
-    how = {"weights": f"grad-cam {cls_name}.get_cam_weights, combined with A on the device",
-           "image": f"grad-cam {cls_name}.get_cam_image (numpy), moved to the device",
-           "eigen": f"grad-cam {cls_name}.get_cam_image (numpy), sign fixed to correlate with the "
-                    "channel mean",
-           "score": f"grad-cam {cls_name}.get_cam_weights (full forwards of inputs masked by "
-                    "bilinear-upsampled, per-channel min-maxed channels, as the method defines)",
-           "ablation": f"grad-cam {cls_name}.get_cam_weights on the head only, vectorised "
-                       "ablation layer (zeroing, as grad-cam, for post-ReLU features)"}[kind]
-    return CAMMethod(name=name, layer_maps=layer_maps, description=description,
-                     convention=f"{how}; ReLU as grad-cam (relu=True); no grad-cam min-max/resize: "
-                                "bicubic + normalize on device",
-                     uses_gradients=uses_gradients, heavy=heavy, needs_head=needs_head,
-                     class_specific=class_specific, options=opts)
+    opts = ("relu",) + (("progress",) if heavy else ()) + (("ratio_channels_to_ablate",) if kind == "ablation" else ())
+    how = {
+        "weights": f"grad-cam {cls_name}.get_cam_weights, combined with A on the device",
+        "image": f"grad-cam {cls_name}.get_cam_image (numpy), moved to the device",
+        "eigen": f"grad-cam {cls_name}.get_cam_image (numpy), sign fixed to correlate with the channel mean",
+        "score": f"grad-cam {cls_name}.get_cam_weights (full forwards of inputs masked by "
+        "bilinear-upsampled, per-channel min-maxed channels, as the method defines)",
+        "ablation": f"grad-cam {cls_name}.get_cam_weights on the head only, vectorised "
+        "ablation layer (zeroing, as grad-cam, for post-ReLU features)",
+    }[kind]
+    return CAMMethod(
+        name=name,
+        layer_maps=layer_maps,
+        description=description,
+        convention=f"{how}; ReLU as grad-cam (relu=True); no grad-cam min-max/resize: bicubic + normalize on device",
+        uses_gradients=uses_gradients,
+        heavy=heavy,
+        needs_head=needs_head,
+        class_specific=class_specific,
+        options=opts,
+    )
 
 
 _TABLE: list[tuple[str, str, str, str, dict[str, Any]]] = [
-    ("gradcam", "GradCAM", "weights", "Grad-CAM: spatially averaged gradients weight the channels",
-     {"uses_gradients": True}),
-    ("gradcam++", "GradCAMPlusPlus", "weights", "Grad-CAM++: higher-order gradient weights",
-     {"uses_gradients": True}),
-    ("xgradcam", "XGradCAM", "weights", "XGrad-CAM: activation-normalised gradient weights",
-     {"uses_gradients": True}),
-    ("hirescam", "HiResCAM", "image", "HiResCAM: element-wise gradient x activation, summed",
-     {"uses_gradients": True}),
-    ("layercam", "LayerCAM", "image", "LayerCAM: ReLU(gradient) x activation, summed",
-     {"uses_gradients": True}),
-    ("gradcamelementwise", "GradCAMElementWise", "image",
-     "Grad-CAM element-wise: ReLU(gradient x activation), summed", {"uses_gradients": True}),
-    ("eigencam", "EigenCAM", "eigen", "EigenCAM: first principal component of the activations "
-     "(class-agnostic)", {"uses_gradients": False, "class_specific": False}),
-    ("eigengradcam", "EigenGradCAM", "eigen", "EigenGradCAM: first principal component of "
-     "gradient x activation", {"uses_gradients": True}),
-    ("scorecam", "ScoreCAM", "score", "Score-CAM: softmax of the target score of channel-masked "
-     "inputs", {"uses_gradients": False, "heavy": True}),
-    ("ablationcam", "AblationCAM", "ablation", "Ablation-CAM: relative score drop when a channel "
-     "is ablated", {"uses_gradients": False, "heavy": True, "needs_head": True}),
+    (
+        "gradcam",
+        "GradCAM",
+        "weights",
+        "Grad-CAM: spatially averaged gradients weight the channels",
+        {"uses_gradients": True},
+    ),
+    ("gradcam++", "GradCAMPlusPlus", "weights", "Grad-CAM++: higher-order gradient weights", {"uses_gradients": True}),
+    ("xgradcam", "XGradCAM", "weights", "XGrad-CAM: activation-normalised gradient weights", {"uses_gradients": True}),
+    ("hirescam", "HiResCAM", "image", "HiResCAM: element-wise gradient x activation, summed", {"uses_gradients": True}),
+    ("layercam", "LayerCAM", "image", "LayerCAM: ReLU(gradient) x activation, summed", {"uses_gradients": True}),
+    (
+        "gradcamelementwise",
+        "GradCAMElementWise",
+        "image",
+        "Grad-CAM element-wise: ReLU(gradient x activation), summed",
+        {"uses_gradients": True},
+    ),
+    (
+        "eigencam",
+        "EigenCAM",
+        "eigen",
+        "EigenCAM: first principal component of the activations (class-agnostic)",
+        {"uses_gradients": False, "class_specific": False},
+    ),
+    (
+        "eigengradcam",
+        "EigenGradCAM",
+        "eigen",
+        "EigenGradCAM: first principal component of gradient x activation",
+        {"uses_gradients": True},
+    ),
+    (
+        "scorecam",
+        "ScoreCAM",
+        "score",
+        "Score-CAM: softmax of the target score of channel-masked inputs",
+        {"uses_gradients": False, "heavy": True},
+    ),
+    (
+        "ablationcam",
+        "AblationCAM",
+        "ablation",
+        "Ablation-CAM: relative score drop when a channel is ablated",
+        {"uses_gradients": False, "heavy": True, "needs_head": True},
+    ),
 ]
 
 for _name, _cls, _kind, _desc, _kw in _TABLE:

@@ -46,8 +46,11 @@ def check_finite(maps: Tensor, offset: int = 0, what: str = "CAM") -> None:
     bad = ~torch.isfinite(flat).all(dim=1)
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
-        raise CAMInputError(f"{what} of image at batch index {offset + i} is not finite (NaN or Inf): "
-                            "check the input image and the model's weights", index=offset + i)
+        raise CAMInputError(
+            f"{what} of image at batch index {offset + i} is not finite (NaN or Inf): "
+            "check the input image and the model's weights",
+            index=offset + i,
+        )
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
@@ -77,8 +80,7 @@ def normalize(maps: Tensor, mode: str = "minmax", constant: Tensor | None = None
         lo, hi = _span(maps)
         rng = hi - lo
         ok = rng > 0
-        out = torch.where(ok, (maps - lo) / torch.where(ok, rng, torch.ones_like(rng)),
-                          torch.zeros_like(maps))
+        out = torch.where(ok, (maps - lo) / torch.where(ok, rng, torch.ones_like(rng)), torch.zeros_like(maps))
         out = out.clamp_(0.0, 1.0)
     else:  # max
         pos = maps.clamp(min=0.0)

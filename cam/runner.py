@@ -40,8 +40,7 @@ def model_guard(model: nn.Module) -> Iterator[None]:
 
 def is_wsol_model(model: nn.Module) -> bool:
     """Has the split ``forward_features`` / ``forward_head`` of the WSOL model contract."""
-    return callable(getattr(model, "forward_features", None)) and \
-        callable(getattr(model, "forward_head", None))
+    return callable(getattr(model, "forward_features", None)) and callable(getattr(model, "forward_head", None))
 
 
 def autocast_ctx(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -76,8 +75,9 @@ class FeatureRun:
         return grad.to(torch.float64 if grad.dtype == torch.float64 else torch.float32)
 
 
-def run_features(model: nn.Module, images: Tensor, need_grad: bool, amp_dtype: torch.dtype | None = None,
-                 layer: str | None = None) -> FeatureRun:
+def run_features(
+    model: nn.Module, images: Tensor, need_grad: bool, amp_dtype: torch.dtype | None = None, layer: str | None = None
+) -> FeatureRun:
     """Forward ``images`` once; see the module docstring for the two paths."""
     amp = autocast_ctx(images.device, amp_dtype)
     if is_wsol_model(model) and layer is None:
@@ -94,17 +94,26 @@ def run_features(model: nn.Module, images: Tensor, need_grad: bool, amp_dtype: t
                 leaf = graph_logits = None
                 with torch.no_grad():
                     logits = wsol_model.forward_head(feats)
-        return FeatureRun(model, images, feats.detach(), logits, amp_dtype, leaf, graph_logits,
-                          head=wsol_model.forward_head)
+        return FeatureRun(
+            model, images, feats.detach(), logits, amp_dtype, leaf, graph_logits, head=wsol_model.forward_head
+        )
     return _run_hooked(model, images, need_grad, amp, amp_dtype, layer)
 
 
-def _run_hooked(model: nn.Module, images: Tensor, need_grad: bool, amp: contextlib.AbstractContextManager,
-                amp_dtype: torch.dtype | None, layer: str | None) -> FeatureRun:
+def _run_hooked(
+    model: nn.Module,
+    images: Tensor,
+    need_grad: bool,
+    amp: contextlib.AbstractContextManager,
+    amp_dtype: torch.dtype | None,
+    layer: str | None,
+) -> FeatureRun:
     name = layer or getattr(model, "cam_layer", None)
     if not name:
-        raise CAMInputError("the model has no forward_features/forward_head and no cam_layer: pass "
-                            "layer='<dotted module name>' (e.g. 'layer4')")
+        raise CAMInputError(
+            "the model has no forward_features/forward_head and no cam_layer: pass "
+            "layer='<dotted module name>' (e.g. 'layer4')"
+        )
     try:
         module = model.get_submodule(name)
     except AttributeError:
@@ -123,7 +132,7 @@ def _run_hooked(model: nn.Module, images: Tensor, need_grad: bool, amp: contextl
 
     handle = module.register_forward_hook(hook)
     try:
-        with amp, (torch.enable_grad() if need_grad else torch.no_grad()):
+        with amp, torch.enable_grad() if need_grad else torch.no_grad():
             out = model(images)
     finally:
         handle.remove()

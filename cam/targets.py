@@ -37,8 +37,10 @@ def check_range(targets: Tensor, num_classes: int, offset: int = 0) -> None:
     bad = (targets < 0) | (targets >= num_classes)
     if bool(bad.any()):
         i, j = (int(v) for v in bad.nonzero()[0])
-        raise CAMInputError(f"target {int(targets[i, j])} of image at batch index {offset + i} is "
-                            f"outside the model's {num_classes} classes")
+        raise CAMInputError(
+            f"target {int(targets[i, j])} of image at batch index {offset + i} is "
+            f"outside the model's {num_classes} classes"
+        )
 
 
 def top_k(logits: Tensor, k: int) -> Tensor:

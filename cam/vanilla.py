@@ -23,21 +23,26 @@ def working_dtype(t: Tensor) -> torch.dtype:
 def vanilla_layer_maps(run: FeatureRun, targets: Tensor, options: dict, batch_size: int | None) -> Tensor:
     class_maps = getattr(run.model, "class_maps", None)
     if not callable(class_maps):
-        raise CAMInputError("method 'cam' needs a model with class_maps(features, targets) "
-                            "(a wsol model); use a grad-cam method for other classifiers")
+        raise CAMInputError(
+            "method 'cam' needs a model with class_maps(features, targets) "
+            "(a wsol model); use a grad-cam method for other classifiers"
+        )
     feats = run.features.to(working_dtype(run.features))
     maps = class_maps(feats, targets)
     if maps.shape != (feats.shape[0], *feats.shape[-2:]):
-        raise CAMInputError(f"class_maps returned shape {tuple(maps.shape)}, expected "
-                            f"{(feats.shape[0], *feats.shape[-2:])}")
+        raise CAMInputError(
+            f"class_maps returned shape {tuple(maps.shape)}, expected {(feats.shape[0], *feats.shape[-2:])}"
+        )
     return maps.to(working_dtype(run.features))
 
 
-CAM_METHODS.add(CAMMethod(
-    name="cam",
-    layer_maps=vanilla_layer_maps,
-    description="vanilla CAM: classifier weights of the target times the feature map (one forward)",
-    convention="no bias (InceptionV3: SPG_A4 channel incl. bias), no ReLU; bicubic + normalize on device",
-    needs_head=True,
-    needs_class_maps=True,
-))
+CAM_METHODS.add(
+    CAMMethod(
+        name="cam",
+        layer_maps=vanilla_layer_maps,
+        description="vanilla CAM: classifier weights of the target times the feature map (one forward)",
+        convention="no bias (InceptionV3: SPG_A4 channel incl. bias), no ReLU; bicubic + normalize on device",
+        needs_head=True,
+        needs_class_maps=True,
+    )
+)

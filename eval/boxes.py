@@ -43,8 +43,9 @@ def as_box_array(boxes: Sequence[Sequence[float]] | np.ndarray, dtype=np.int64) 
     return arr
 
 
-def check_inclusive_boxes(boxes: np.ndarray, width: int | None = None, height: int | None = None,
-                          where: str = "boxes") -> None:
+def check_inclusive_boxes(
+    boxes: np.ndarray, width: int | None = None, height: int | None = None, where: str = "boxes"
+) -> None:
     """Raise :class:`InputError` unless every inclusive box has ``0 <= x0 <= x1`` and ``0 <= y0 <= y1``
     (and, when the frame is given, ``x1 <= width - 1``, ``y1 <= height - 1``). ``where`` names the
     source (file:line or image id) in the message."""
@@ -57,8 +58,10 @@ def check_inclusive_boxes(boxes: np.ndarray, width: int | None = None, height: i
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         frame = f" in a {width}x{height} image" if width is not None else ""
-        raise InputError(f"{where}: invalid inclusive box {tuple(int(v) for v in b[i])}{frame} "
-                         "(need 0 <= x0 <= x1 <= W-1 and 0 <= y0 <= y1 <= H-1)")
+        raise InputError(
+            f"{where}: invalid inclusive box {tuple(int(v) for v in b[i])}{frame} "
+            "(need 0 <= x0 <= x1 <= W-1 and 0 <= y0 <= y1 <= H-1)"
+        )
 
 
 def inclusive_to_continuous(boxes: np.ndarray) -> np.ndarray:
@@ -82,14 +85,17 @@ def continuous_to_inclusive(boxes: np.ndarray, width: int, height: int) -> np.nd
     out = np.empty(b.shape, dtype=np.int64)
     for i, (x0, y0, x1, y1) in enumerate(b):
         if not (x1 > x0 and y1 > y0):
-            raise InputError(f"box {i} {tuple(float(v) for v in as_box_array(boxes, np.float64)[i])} "
-                             f"has no area inside the {width}x{height} frame")
+            raise InputError(
+                f"box {i} {tuple(float(v) for v in as_box_array(boxes, np.float64)[i])} "
+                f"has no area inside the {width}x{height} frame"
+            )
         out[i] = (math.floor(x0), math.floor(y0), math.ceil(x1) - 1, math.ceil(y1) - 1)
     return out
 
 
-def rescale_boxes_wsolevaluation(boxes: np.ndarray, orig_size: tuple[int, int],
-                                 new_size: tuple[int, int]) -> np.ndarray:
+def rescale_boxes_wsolevaluation(
+    boxes: np.ndarray, orig_size: tuple[int, int], new_size: tuple[int, int]
+) -> np.ndarray:
     """The wsolevaluation GT rescaling rule (protocol section 2.5), bit-exact.
 
     ``boxes``: inclusive ``[N, 4]`` in the original image; ``orig_size`` and ``new_size`` are

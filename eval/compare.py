@@ -85,6 +85,7 @@ DEFAULT_DELTAS = tuple(str(d) for d in DEFAULT_IOU_THRESHOLDS)
 
 # -------------------------------------------------------------------------------------- metrics
 
+
 def _deltas(result: Result) -> list[str]:
     table = result.data.get("MaxBoxAcc")
     return [str(k) for k in table] if isinstance(table, dict) else []
@@ -95,8 +96,11 @@ def table_metrics(results: Sequence[Result]) -> list[str]:
     localization, MaxBoxAcc@δ by increasing δ, MaxBoxAccV2, PxAP)."""
     deltas = sorted({d for r in results for d in _deltas(r)}, key=lambda d: (float(d) if _is_num(d) else math.inf, d))
     candidates = [*_ORDER_BEFORE_BOXACC, *(f"MaxBoxAcc@{d}" for d in deltas), *_ORDER_AFTER_BOXACC]
-    return [m for m in candidates if any(metric_value(r, m) is not None or metric_interval(r, m) is not None
-                                         for r in results)]
+    return [
+        m
+        for m in candidates
+        if any(metric_value(r, m) is not None or metric_interval(r, m) is not None for r in results)
+    ]
 
 
 def _is_num(text: str) -> bool:
@@ -115,8 +119,10 @@ def metric_label(metric: str) -> str:
 
 # ------------------------------------------------------------------------------ paired statistics
 
-def align_per_image(ref: PerImage, other: PerImage, ref_name: str = "reference",
-                    other_name: str = "other") -> np.ndarray:
+
+def align_per_image(
+    ref: PerImage, other: PerImage, ref_name: str = "reference", other_name: str = "other"
+) -> np.ndarray:
     """Index array ``order`` such that ``other.image_ids[order[i]] == ref.image_ids[i]``.
 
     The two image sets must be identical; otherwise :class:`InputError` names both files, how many
@@ -127,16 +133,20 @@ def align_per_image(ref: PerImage, other: PerImage, ref_name: str = "reference",
     only_ref = [i for i in ref.image_ids if i not in pos]
     only_other = [i for i in other.image_ids if i not in ref_set]
     if only_ref or only_other:
+
         def few(ids: list[str]) -> str:
             return ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+
         parts = []
         if only_ref:
             parts.append(f"{len(only_ref)} image(s) only in {ref_name} ({few(only_ref)})")
         if only_other:
             parts.append(f"{len(only_other)} image(s) only in {other_name} ({few(only_other)})")
-        raise InputError(f"{ref_name} ({ref.path}, {len(ref)} images) and {other_name} ({other.path}, "
-                         f"{len(other)} images) were not evaluated on the same images: {'; '.join(parts)}. "
-                         "A paired test needs identical image sets.")
+        raise InputError(
+            f"{ref_name} ({ref.path}, {len(ref)} images) and {other_name} ({other.path}, "
+            f"{len(other)} images) were not evaluated on the same images: {'; '.join(parts)}. "
+            "A paired test needs identical image sets."
+        )
     return np.fromiter((pos[i] for i in ref.image_ids), dtype=np.int64, count=len(ref))
 
 
@@ -157,8 +167,9 @@ def _scores(per_image: PerImage, metric: str, deltas: Sequence[str]) -> np.ndarr
     return None
 
 
-def paired_test(ref: PerImage, other: PerImage, metric: str, order: np.ndarray,
-                deltas: Sequence[str] = DEFAULT_DELTAS) -> dict | None:
+def paired_test(
+    ref: PerImage, other: PerImage, metric: str, order: np.ndarray, deltas: Sequence[str] = DEFAULT_DELTAS
+) -> dict | None:
     """Two-sided exact paired test of ``metric`` between ``ref`` and ``other`` (aligned by
     ``order`` from :func:`align_per_image`). Returns ``{"p_value", "b", "c", "n", "test"}`` where
     ``b`` counts images where only the reference hits (V2: scores higher), ``c`` where only the
@@ -179,11 +190,11 @@ def paired_test(ref: PerImage, other: PerImage, metric: str, order: np.ndarray,
     # eval.stats names the discordant counts a_only / b_only (b / c in McNemar's notation)
     only_ref = out["a_only"] if "a_only" in out else out["b"]
     only_other = out["b_only"] if "b_only" in out else out["c"]
-    return {"p_value": float(out["p_value"]), "b": int(only_ref), "c": int(only_other), "n": int(a.size),
-            "test": test}
+    return {"p_value": float(out["p_value"]), "b": int(only_ref), "c": int(only_other), "n": int(a.size), "test": test}
 
 
 # ------------------------------------------------------------------------------------ comparison
+
 
 @dataclass(frozen=True)
 class ComparisonRow:
@@ -258,8 +269,11 @@ def compare_results(results: Sequence[Result | str | os.PathLike], names: Sequen
     metrics = table_metrics(loaded)
     notes: list[str] = []
 
-    for key, label in (("num_images", "image counts"), ("protocol", "protocols"),
-                       ("cam_curve_interval", "threshold intervals")):
+    for key, label in (
+        ("num_images", "image counts"),
+        ("protocol", "protocols"),
+        ("cam_curve_interval", "threshold intervals"),
+    ):
         vals = [r.data.get(key) for r in loaded]
         if len({json.dumps(v, sort_keys=True) for v in vals if v is not None}) > 1:
             detail = "; ".join(f"{r.name}: {v if v is not None else MISSING}" for r, v in zip(loaded, vals))
@@ -277,14 +291,15 @@ def compare_results(results: Sequence[Result | str | os.PathLike], names: Sequen
             v = metric_value(r, m)
             s = _scores(pi, m, _deltas(r))
             if v is not None and s is not None and s.size and m != "MaxBoxAccV2" and abs(100.0 * s.mean() - v) > 0.05:
-                notes.append(f"Warning: {r.name}: {metric_label(m)} is {v:.2f} in {r.path.name} but "
-                             f"{100.0 * s.mean():.2f} from its per-image CSV.")
+                notes.append(
+                    f"Warning: {r.name}: {metric_label(m)} is {v:.2f} in {r.path.name} but "
+                    f"{100.0 * s.mean():.2f} from its per-image CSV."
+                )
 
     ref, ref_pi = loaded[0], per_images[0]
     orders: list[np.ndarray | None] = [None]
     for r, pi in zip(loaded[1:], per_images[1:]):
-        orders.append(None if ref_pi is None or pi is None else
-                      align_per_image(ref_pi, pi, ref.name, r.name))
+        orders.append(None if ref_pi is None or pi is None else align_per_image(ref_pi, pi, ref.name, r.name))
     ref_deltas = _deltas(ref)
 
     rows: list[ComparisonRow] = []
@@ -300,17 +315,24 @@ def compare_results(results: Sequence[Result | str | os.PathLike], names: Sequen
                 if order is not None and ref_pi is not None and pi is not None:
                     deltas = [d for d in ref_deltas if d in _deltas(r)]
                     test = paired_test(ref_pi, pi, m, order, deltas)
-                row = ComparisonRow(model=r.name, metric=m, value=value, ci=row.ci, delta=delta,
-                                    p_value=None if test is None else test["p_value"],
-                                    b=None if test is None else test["b"],
-                                    c=None if test is None else test["c"],
-                                    n_paired=None if test is None else test["n"],
-                                    test=None if test is None else test["test"])
+                row = ComparisonRow(
+                    model=r.name,
+                    metric=m,
+                    value=value,
+                    ci=row.ci,
+                    delta=delta,
+                    p_value=None if test is None else test["p_value"],
+                    b=None if test is None else test["b"],
+                    c=None if test is None else test["c"],
+                    n_paired=None if test is None else test["n"],
+                    test=None if test is None else test["test"],
+                )
             rows.append(row)
     return Comparison(results=loaded, metrics=metrics, rows=rows, notes=notes)
 
 
 # ---------------------------------------------------------------------------------- formatting
+
 
 def _fmt(v: float | None, decimals: int) -> str:
     return MISSING if v is None else f"{v:.{decimals}f}"
@@ -332,14 +354,28 @@ def comparison_markdown(comp: Comparison, decimals: int = 1) -> str:
     metrics table (``value [low, high]`` per model and ``Δ (p = ...)`` against the reference) and
     notes explaining the columns and any warnings."""
     ref = comp.names[0]
-    lines = [f"| Model | Result | Images | Arch | CAM | best τ @{' / '.join(DEFAULT_DELTAS)} |",
-             "|---|---|---:|---|---|---|"]
+    lines = [
+        f"| Model | Result | Images | Arch | CAM | best τ @{' / '.join(DEFAULT_DELTAS)} |",
+        "|---|---|---:|---|---|---|",
+    ]
     for r in comp.results:
         bt = r.data["best_threshold"] if isinstance(r.data.get("best_threshold"), dict) else {}
         taus = " / ".join(_fmt(as_number(bt.get(d), f"{r.path}: best_threshold[{d!r}]"), 2) for d in DEFAULT_DELTAS)
-        lines.append("| " + " | ".join(_md_escape(x) for x in (
-            r.name, r.path.as_posix(), str(r.data.get("num_images", MISSING)), str(r.data.get("arch", MISSING)),
-            str(r.data.get("cam_method", MISSING)), taus if bt else MISSING)) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _md_escape(x)
+                for x in (
+                    r.name,
+                    r.path.as_posix(),
+                    str(r.data.get("num_images", MISSING)),
+                    str(r.data.get("arch", MISSING)),
+                    str(r.data.get("cam_method", MISSING)),
+                    taus if bt else MISSING,
+                )
+            )
+            + " |"
+        )
     lines.append("")
 
     header = ["Metric"]
@@ -365,13 +401,19 @@ def comparison_markdown(comp: Comparison, decimals: int = 1) -> str:
                     cells.append(d if row.p_value is None else f"{d} (p = {format_p(row.p_value)})")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    notes = [("Values in percent, [low, high] the 95 % bootstrap interval stored in each result file; "
-              f"{MISSING} = not available.")]
+    notes = [
+        (
+            "Values in percent, [low, high] the 95 % bootstrap interval stored in each result file; "
+            f"{MISSING} = not available."
+        )
+    ]
     if len(comp.names) > 1:
-        notes.append(f"Δ = difference to {ref} in points. p = two-sided exact McNemar test on the per-image "
-                     "hits, images matched by image_id (each model at its own split-selected threshold); "
-                     "MaxBoxAccV2: exact sign test on the per-image mean of the hits over the IoU thresholds; "
-                     "PxAP is pooled over pixels (no per-image test). Not adjusted for multiple comparisons.")
+        notes.append(
+            f"Δ = difference to {ref} in points. p = two-sided exact McNemar test on the per-image "
+            "hits, images matched by image_id (each model at its own split-selected threshold); "
+            "MaxBoxAccV2: exact sign test on the per-image mean of the hits over the IoU thresholds; "
+            "PxAP is pooled over pixels (no per-image test). Not adjusted for multiple comparisons."
+        )
     protocols = {str(r.data["protocol"]) for r in comp.results if r.data.get("protocol")}
     if len(protocols) == 1:
         notes.append(f"Protocol: {protocols.pop()}")
@@ -393,20 +435,38 @@ def comparison_csv(comp: Comparison) -> str:
     ``model,result,metric,value,ci_low,ci_high,delta,p_value,b,c,n_paired,test`` (empty = not available)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "result", "metric", "value", "ci_low", "ci_high", "delta", "p_value", "b", "c",
-                "n_paired", "test"])
+    w.writerow(
+        ["model", "result", "metric", "value", "ci_low", "ci_high", "delta", "p_value", "b", "c", "n_paired", "test"]
+    )
     paths = {r.name: r.path.as_posix() for r in comp.results}
     for m in comp.metrics:
         for n in comp.names:
             row = comp.row(n, m)
-            w.writerow([n, paths[n], m, _csv_num(row.value), _csv_num(row.ci[0] if row.ci else None),
-                        _csv_num(row.ci[1] if row.ci else None), _csv_num(row.delta), _csv_num(row.p_value),
-                        _csv_num(row.b), _csv_num(row.c), _csv_num(row.n_paired), row.test or ""])
+            w.writerow(
+                [
+                    n,
+                    paths[n],
+                    m,
+                    _csv_num(row.value),
+                    _csv_num(row.ci[0] if row.ci else None),
+                    _csv_num(row.ci[1] if row.ci else None),
+                    _csv_num(row.delta),
+                    _csv_num(row.p_value),
+                    _csv_num(row.b),
+                    _csv_num(row.c),
+                    _csv_num(row.n_paired),
+                    row.test or "",
+                ]
+            )
     return buf.getvalue()
 
 
-def write_comparison(comp: Comparison, markdown: str | os.PathLike | None = None,
-                     csv_path: str | os.PathLike | None = None, decimals: int = 1) -> list[Path]:
+def write_comparison(
+    comp: Comparison,
+    markdown: str | os.PathLike | None = None,
+    csv_path: str | os.PathLike | None = None,
+    decimals: int = 1,
+) -> list[Path]:
     """Write the Markdown and/or CSV forms atomically; returns the written paths."""
     written = []
     if markdown is not None:
@@ -424,8 +484,9 @@ def per_class_matrix(results: Sequence[Result], column: str) -> tuple[list[str],
     for r in results:
         pc = per_class_of(r)
         if pc is None:
-            raise InputError(f"{r.path}: no 'per_class' key: per-class figures need the per-class CSV "
-                             "written by `wsol evaluate`")
+            raise InputError(
+                f"{r.path}: no 'per_class' key: per-class figures need the per-class CSV written by `wsol evaluate`"
+            )
         if column not in pc.columns:
             raise InputError(f"{pc.path}: no column {column!r} (columns: {', '.join(pc.columns)})")
         tables.append(pc)

@@ -45,9 +45,14 @@ class ImageScore:
     hist: np.ndarray | None = None
 
 
-def score_image(st: MetricSettings, scoremap: np.ndarray, gt_boxes: np.ndarray | None = None,
-                mask: np.ndarray | None = None, old_map: np.ndarray | None = None,
-                where: str = "score map") -> ImageScore:
+def score_image(
+    st: MetricSettings,
+    scoremap: np.ndarray,
+    gt_boxes: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    old_map: np.ndarray | None = None,
+    where: str = "score map",
+) -> ImageScore:
     """Score one image (pure).
 
     ``scoremap``: float ``[H, W]`` in [0, 1] (min-max normalized CAM; the wsolevaluation metrics);
@@ -58,10 +63,18 @@ def score_image(st: MetricSettings, scoremap: np.ndarray, gt_boxes: np.ndarray |
     out = ImageScore()
     # sweep validates the map (check_scoremap); PxAP then only converts it
     if gt_boxes is not None:
-        out.hits = sweep(scoremap, gt_boxes, st.thresholds, multi_contour=st.multi_contour,
-                         iou_thresholds=st.iou_thresholds, method=st.method, where=where).hits
-        box = box_at_fixed_threshold(scoremap if old_map is None else old_map, st.sigma,
-                                     normalize=st.normalize, compare=st.binarize, where=where)
+        out.hits = sweep(
+            scoremap,
+            gt_boxes,
+            st.thresholds,
+            multi_contour=st.multi_contour,
+            iou_thresholds=st.iou_thresholds,
+            method=st.method,
+            where=where,
+        ).hits
+        box = box_at_fixed_threshold(
+            scoremap if old_map is None else old_map, st.sigma, normalize=st.normalize, compare=st.binarize, where=where
+        )
         out.old_iou = float(iou_inclusive(box, gt_boxes).max())
     if mask is not None:
         out.hist = pxap_histograms(scoremap, mask, st.pxap_edges, where, checked=gt_boxes is not None)
@@ -89,8 +102,14 @@ class LocalizationEvaluator(Accumulator):
     top1: list[int]
     old_ious: list[float]
 
-    def __init__(self, settings: MetricSettings | None = None, *, boxes: bool = True, masks: bool = False,
-                 ks: Sequence[int] = (1, 5)) -> None:
+    def __init__(
+        self,
+        settings: MetricSettings | None = None,
+        *,
+        boxes: bool = True,
+        masks: bool = False,
+        ks: Sequence[int] = (1, 5),
+    ) -> None:
         if not (boxes or masks):
             raise InputError("nothing to evaluate: need boxes, masks or both")
         super().__init__()
@@ -108,14 +127,19 @@ class LocalizationEvaluator(Accumulator):
         self.add_state("old_ious", np.zeros(0, dtype=np.float64), "cat")
 
     def _config(self) -> dict:
-        return {"boxes": self.has_boxes, "masks": self.has_masks, "ks": list(self.ks),
-                "settings": self.settings.to_dict()}
+        return {
+            "boxes": self.has_boxes,
+            "masks": self.has_masks,
+            "ks": list(self.ks),
+            "settings": self.settings.to_dict(),
+        }
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def add(self, image_id: str, score: ImageScore, label: int | None = None,
-            topk: Sequence[int] | None = None) -> None:
+    def add(
+        self, image_id: str, score: ImageScore, label: int | None = None, topk: Sequence[int] | None = None
+    ) -> None:
         """Accumulate one image. ``topk``: predictions best first (at least ``max(ks)``)."""
         top = None
         if self.cls is not None:
@@ -133,8 +157,11 @@ class LocalizationEvaluator(Accumulator):
             if score.hist is None:
                 raise InputError(f"{image_id}: no PxAP histograms (mask data needs a GT mask)")
             self.pxap.add_histograms(score.hist, [image_id])
-        self._accumulate(image_ids=[image_id], labels=[-1 if label is None else int(label)],
-                         top1=[-1 if topk is None else int(next(iter(topk)))])
+        self._accumulate(
+            image_ids=[image_id],
+            labels=[-1 if label is None else int(label)],
+            top1=[-1 if topk is None else int(next(iter(topk)))],
+        )
 
     def compute(self, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[dict, dict]:
         """``(result, per_image)``: the JSON-contract dict (percent, ``ci95``, ``protocol``,
@@ -185,12 +212,18 @@ class LocalizationEvaluator(Accumulator):
             ci.update(r["ci95"])
             protocols.append(r["protocol"])
         result["ci95"] = ci
-        result["ci_method"] = (f"percentile bootstrap over images ({resamples} resamples, seed {seed}); "
-                               "box metrics at the selected tau")
+        result["ci_method"] = (
+            f"percentile bootstrap over images ({resamples} resamples, seed {seed}); box metrics at the selected tau"
+        )
         result["protocol"] = "; ".join(protocols)
         result["sweep_method"] = ("numba" if HAVE_NUMBA else "opencv") if st.method == "auto" else st.method
-        result["old_protocol"] = {"sigma": st.sigma, "normalize": st.normalize, "binarize": st.binarize,
-                                  "iou": OLD_PROTOCOL_IOU, "compare": self.old.compare if self.old else None}
+        result["old_protocol"] = {
+            "sigma": st.sigma,
+            "normalize": st.normalize,
+            "binarize": st.binarize,
+            "iou": OLD_PROTOCOL_IOU,
+            "compare": self.old.compare if self.old else None,
+        }
         if curve is not None:
             result["BoxAcc_curve"] = curve  # long lists last
         return result, per_image

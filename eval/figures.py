@@ -3,7 +3,8 @@ per-class accuracy bars.
 
 Everything here takes numpy arrays and Python lists (no torch, no ``wsol``, no ``cam``) and returns a
 :class:`matplotlib.figure.Figure` built without ``pyplot`` on an Agg canvas (no global figure or backend state,
-so importing this module never changes a notebook's backend); :func:`save_figure` writes it as PNG (300 dpi, Agg) and PDF (TrueType fonts embedded) side by side.
+so importing this module never changes a notebook's backend); :func:`save_figure` writes it as PNG
+(300 dpi, Agg) and PDF (TrueType fonts embedded) side by side.
 
 Conventions:
 
@@ -71,8 +72,8 @@ LINE_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
 LINE_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)), (0, (3, 1, 3, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HATCHES = ("", "////", "....", "xxxx", "\\\\\\\\", "oo", "++", "--")
-GT_COLOR = "#00E040"     # ground truth: green, solid
-PRED_COLOR = "#FF2020"   # prediction: red, dashed
+GT_COLOR = "#00E040"  # ground truth: green, solid
+PRED_COLOR = "#FF2020"  # prediction: red, dashed
 
 # Font sizes in points at the printed size (>= MIN_FONT_PT). Applied per figure with rc_context.
 _STYLE: Any = {  # matplotlib types rc keys as literals; ours are plain strings
@@ -97,6 +98,7 @@ _STYLE: Any = {  # matplotlib types rc keys as literals; ours are plain strings
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
 
 def _check_image(image: np.ndarray, where: str) -> np.ndarray:
     img = np.asarray(image)
@@ -141,10 +143,16 @@ def short_class_name(name: str, max_len: int = 22) -> str:
 
 def _box_patch(box: Sequence[int], color: str, linestyle, linewidth: float = 1.1) -> Rectangle:
     x0, y0, x1, y1 = (int(v) for v in box)
-    rect = Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, edgecolor=color,
-                     linewidth=linewidth, linestyle=linestyle)
-    rect.set_path_effects([path_effects.Stroke(linewidth=linewidth + 1.2, foreground="black"),
-                           path_effects.Normal()])
+    rect = Rectangle(
+        (x0 - 0.5, y0 - 0.5),
+        x1 - x0 + 1,
+        y1 - y0 + 1,
+        fill=False,
+        edgecolor=color,
+        linewidth=linewidth,
+        linestyle=linestyle,
+    )
+    rect.set_path_effects([path_effects.Stroke(linewidth=linewidth + 1.2, foreground="black"), path_effects.Normal()])
     return rect
 
 
@@ -168,11 +176,15 @@ def _new_figure(**kwargs) -> Figure:
 
 
 def _style(i: int) -> dict:
-    return {"color": LINE_COLORS[i % len(LINE_COLORS)], "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
-            "marker": MARKERS[i % len(MARKERS)]}
+    return {
+        "color": LINE_COLORS[i % len(LINE_COLORS)],
+        "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+        "marker": MARKERS[i % len(MARKERS)],
+    }
 
 
 # ------------------------------------------------------------------------------------------ CAM grid
+
 
 @dataclass(frozen=True)
 class GridCell:
@@ -203,9 +215,17 @@ class GridRow:
     true_name: str | None = None
 
 
-def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cmap: str = "inferno",
-                    alpha: float = 0.5, width_in: float | None = None, name_len: int | None = None,
-                    colorbar: bool = True, column_notes: Sequence[str] | None = None) -> Figure:
+def cam_grid_figure(
+    rows: Sequence[GridRow],
+    column_names: Sequence[str],
+    *,
+    cmap: str = "inferno",
+    alpha: float = 0.5,
+    width_in: float | None = None,
+    name_len: int | None = None,
+    colorbar: bool = True,
+    column_notes: Sequence[str] | None = None,
+) -> Figure:
     """The CAM comparison grid: ``len(rows)`` rows x ``len(column_names)`` columns of image axes.
 
     Each cell shows the image with the CAM overlaid (:func:`overlay_cam`), the GT boxes (green,
@@ -223,18 +243,19 @@ def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cma
         raise InputError(f"cam_grid_figure: need at least one row and one column, got {nrows}x{ncols}")
     for r, row in enumerate(rows):
         if len(row.cells) != ncols:
-            raise InputError(f"cam_grid_figure: row {r} ({row.label}) has {len(row.cells)} cells, "
-                             f"expected {ncols} (one per column)")
+            raise InputError(
+                f"cam_grid_figure: row {r} ({row.label}) has {len(row.cells)} cells, expected {ncols} (one per column)"
+            )
     if width_in is None:
         width_in = COLUMN_WIDTH_IN if ncols <= 2 else PAGE_WIDTH_IN
-    left_in = 0.32            # row labels
+    left_in = 0.32  # row labels
     cell_w = (width_in - left_in - 0.05) / ncols
-    text_h = 0.30             # two text lines under each image
+    text_h = 0.30  # two text lines under each image
     if column_notes is not None and len(column_notes) != ncols:
         raise InputError(f"cam_grid_figure: {len(column_notes)} column notes for {ncols} columns")
     wraps = any(len(str(n)) * 0.07 > cell_w and " · " in str(n) for n in column_names)
     title_h = 0.22 + (0.13 if column_notes is not None else 0.0) + (0.12 if wraps else 0.0)
-    bottom_h = text_h + 0.26   # the last row's text, then the legend / colour bar strip
+    bottom_h = text_h + 0.26  # the last row's text, then the legend / colour bar strip
     img_h = cell_w * rows[0].image.shape[0] / rows[0].image.shape[1]
     height_in = title_h + nrows * (img_h + text_h) + bottom_h
     if name_len is None:
@@ -243,17 +264,26 @@ def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cma
 
     with matplotlib.rc_context(_STYLE):
         fig = _new_figure(figsize=(width_in, height_in))
-        gs = fig.add_gridspec(nrows, ncols, left=left_in / width_in, right=1 - 0.05 / width_in,
-                              top=1 - title_h / height_in, bottom=bottom_h / height_in,
-                              wspace=0.04, hspace=text_h / img_h)
+        gs = fig.add_gridspec(
+            nrows,
+            ncols,
+            left=left_in / width_in,
+            right=1 - 0.05 / width_in,
+            top=1 - title_h / height_in,
+            bottom=bottom_h / height_in,
+            wspace=0.04,
+            hspace=text_h / img_h,
+        )
         for r, row in enumerate(rows):
             where = f"row {r}" + (f" ({row.label})" if row.label else "")
             image = _check_image(row.image, where)
             gt = _boxes_2d(row.gt_boxes, where + " GT boxes")
             for c, cell in enumerate(row.cells):
                 ax = fig.add_subplot(gs[r, c])
-                ax.imshow(overlay_cam(image, _check_cam(cell.cam, image.shape[:2], where), cmap, alpha),
-                          interpolation="nearest")
+                ax.imshow(
+                    overlay_cam(image, _check_cam(cell.cam, image.shape[:2], where), cmap, alpha),
+                    interpolation="nearest",
+                )
                 for box in gt:
                     ax.add_patch(_box_patch(box, GT_COLOR, "-"))
                 if cell.pred_box is not None:
@@ -268,8 +298,12 @@ def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cma
                 if cell.pred_name is not None:
                     mark = "" if cell.correct is None else ("✓ " if cell.correct else "✗ ")
                     lines.append(mark + short_class_name(cell.pred_name, name_len))
-                ax.set_xlabel("\n".join(lines), labelpad=1.5, linespacing=1.1,
-                              fontstyle="normal" if cell.correct in (None, True) else "italic")
+                ax.set_xlabel(
+                    "\n".join(lines),
+                    labelpad=1.5,
+                    linespacing=1.1,
+                    fontstyle="normal" if cell.correct in (None, True) else "italic",
+                )
                 if r == 0:
                     note = None if column_notes is None else str(column_notes[c])
                     title = str(column_names[c])
@@ -277,8 +311,16 @@ def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cma
                         title = title.replace(" · ", "\n", 1)
                     ax.set_title(title, fontweight="bold", pad=2.5 if note is None else 11.0, linespacing=1.1)
                     if note:
-                        ax.annotate(note, xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 2.5),
-                                    textcoords="offset points", ha="center", va="bottom", fontsize=7)
+                        ax.annotate(
+                            note,
+                            xy=(0.5, 1.0),
+                            xycoords="axes fraction",
+                            xytext=(0, 2.5),
+                            textcoords="offset points",
+                            ha="center",
+                            va="bottom",
+                            fontsize=7,
+                        )
                 if c == 0:
                     ylabel = []
                     if row.true_name:
@@ -286,16 +328,37 @@ def cam_grid_figure(rows: Sequence[GridRow], column_names: Sequence[str], *, cma
                     if row.label:
                         ylabel.append(_shorten_id(row.label, max(10, int(img_h / 0.062))))
                     ax.set_ylabel("\n".join(ylabel), labelpad=2, linespacing=1.1)
-        handles = [Line2D([], [], color=GT_COLOR, linestyle="-", linewidth=1.1,
-                          path_effects=[path_effects.Stroke(linewidth=2.3, foreground="black"),
-                                        path_effects.Normal()], label="ground truth"),
-                   Line2D([], [], color=PRED_COLOR, linestyle=(0, (3, 1.5)), linewidth=1.1,
-                          path_effects=[path_effects.Stroke(linewidth=2.3, foreground="black"),
-                                        path_effects.Normal()], label="predicted (largest contour at τ)")]
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=GT_COLOR,
+                linestyle="-",
+                linewidth=1.1,
+                path_effects=[path_effects.Stroke(linewidth=2.3, foreground="black"), path_effects.Normal()],
+                label="ground truth",
+            ),
+            Line2D(
+                [],
+                [],
+                color=PRED_COLOR,
+                linestyle=(0, (3, 1.5)),
+                linewidth=1.1,
+                path_effects=[path_effects.Stroke(linewidth=2.3, foreground="black"), path_effects.Normal()],
+                label="predicted (largest contour at τ)",
+            ),
+        ]
         narrow = width_in < 5.0
-        fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 0.0),
-                   ncol=1 if narrow else 2, handlelength=2.2, columnspacing=1.0, borderaxespad=0.15,
-                   labelspacing=0.2)
+        fig.legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0.0, 0.0),
+            ncol=1 if narrow else 2,
+            handlelength=2.2,
+            columnspacing=1.0,
+            borderaxespad=0.15,
+            labelspacing=0.2,
+        )
         if colorbar:
             cb_w = 0.26
             cax = fig.add_axes((1 - cb_w - 0.1 / width_in, 0.13 / height_in, cb_w, 0.06 / height_in))
@@ -311,15 +374,21 @@ def _shorten_id(text: str, max_len: int) -> str:
     """Keep the file name of an image id (drop folders) and cut it from the left if still long."""
     name = str(text).replace("\\", "/").rsplit("/", 1)[-1]
     if len(name) > max_len:
-        name = "…" + name[-(max_len - 1):]
+        name = "…" + name[-(max_len - 1) :]
     return name
 
 
 # --------------------------------------------------------------------------------- BoxAcc curves
 
-def boxacc_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], thresholds: Mapping[str, np.ndarray],
-                         *, deltas: Sequence[str] | None = None, width_in: float | None = None,
-                         mark_best: bool = True) -> Figure:
+
+def boxacc_curves_figure(
+    curves: Mapping[str, Mapping[str, np.ndarray]],
+    thresholds: Mapping[str, np.ndarray],
+    *,
+    deltas: Sequence[str] | None = None,
+    width_in: float | None = None,
+    mark_best: bool = True,
+) -> Figure:
     """BoxAcc-versus-threshold curves of several models (wsolevaluation Figure 1 style).
 
     ``curves[name][delta]``: BoxAcc in percent per threshold (float ``[T]``) of model ``name`` at IoU
@@ -344,8 +413,10 @@ def boxacc_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], thresho
             if d not in curves[n]:
                 raise InputError(f"boxacc_curves_figure: model {n!r} has no BoxAcc curve at IoU {d}")
             if np.asarray(curves[n][d]).shape != t.shape:
-                raise InputError(f"boxacc_curves_figure: model {n!r} IoU {d}: {np.asarray(curves[n][d]).shape[0]} "
-                                 f"accuracies for {t.shape[0]} thresholds")
+                raise InputError(
+                    f"boxacc_curves_figure: model {n!r} IoU {d}: {np.asarray(curves[n][d]).shape[0]} "
+                    f"accuracies for {t.shape[0]} thresholds"
+                )
     if width_in is None:
         width_in = COLUMN_WIDTH_IN if len(deltas) == 1 else PAGE_WIDTH_IN
     # shared y range: 0 to the next multiple of 10 above the highest curve (at most 100)
@@ -362,14 +433,32 @@ def boxacc_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], thresho
                 t = np.asarray(thresholds[n], dtype=np.float64)
                 acc = np.asarray(curves[n][d], dtype=np.float64)
                 every = max(1, len(t) // 8)
-                ax.plot(t, acc, color=st["color"], linestyle=st["linestyle"], marker=st["marker"],
-                        markersize=3, markevery=(min(every - 1, (i * every) // max(1, len(names))), every),
-                        markerfacecolor="white", markeredgewidth=0.8, label=n)
+                ax.plot(
+                    t,
+                    acc,
+                    color=st["color"],
+                    linestyle=st["linestyle"],
+                    marker=st["marker"],
+                    markersize=3,
+                    markevery=(min(every - 1, (i * every) // max(1, len(names))), every),
+                    markerfacecolor="white",
+                    markeredgewidth=0.8,
+                    label=n,
+                )
                 if mark_best and len(acc):
                     j = int(np.argmax(acc))
-                    ax.plot([t[j]], [acc[j]], linestyle="none", marker=st["marker"], markersize=5.5,
-                            color=st["color"], markeredgecolor="black", markeredgewidth=0.5, zorder=5)
-            ax.set_title(f"IoU ≥ {int(float(d))/100:.1f}" if float(d) > 1 else f"IoU ≥ {d}")
+                    ax.plot(
+                        [t[j]],
+                        [acc[j]],
+                        linestyle="none",
+                        marker=st["marker"],
+                        markersize=5.5,
+                        color=st["color"],
+                        markeredgecolor="black",
+                        markeredgewidth=0.5,
+                        zorder=5,
+                    )
+            ax.set_title(f"IoU ≥ {int(float(d)) / 100:.1f}" if float(d) > 1 else f"IoU ≥ {d}")
             ax.set_xlabel("CAM threshold τ")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, y_top)
@@ -378,27 +467,51 @@ def boxacc_curves_figure(curves: Mapping[str, Mapping[str, np.ndarray]], thresho
                 ax.set_ylabel("BoxAcc (%)")
         handles, labels = axes[0].get_legend_handles_labels()
         if mark_best:
-            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=5.5, color="0.5",
-                                  markeredgecolor="black", markeredgewidth=0.5))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="o",
+                    markersize=5.5,
+                    color="0.5",
+                    markeredgecolor="black",
+                    markeredgewidth=0.5,
+                )
+            )
             labels.append("best τ (MaxBoxAcc)")
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5 if len(deltas) > 1 else 3),
-                   handlelength=2.8, columnspacing=1.2)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncol=min(len(labels), 5 if len(deltas) > 1 else 3),
+            handlelength=2.8,
+            columnspacing=1.2,
+        )
     return fig
 
 
 # ---------------------------------------------------------------------------------- per-class bars
 
-def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray], *,
-                     metric_label: str = "Top-1 Loc (%)", max_classes: int = 15,
-                     select: str = "spread", width_in: float | None = None) -> Figure:
+
+def per_class_figure(
+    class_names: Sequence[str],
+    values: Mapping[str, np.ndarray],
+    *,
+    metric_label: str = "Top-1 Loc (%)",
+    max_classes: int = 15,
+    select: str = "spread",
+    width_in: float | None = None,
+) -> Figure:
     """Per-class accuracy of several models.
 
     ``values[name]``: float ``[C]`` accuracy in percent per class, aligned with ``class_names``
     (NaN: class absent). With at most ``max_classes`` classes, one panel of grouped horizontal bars
     shows them all; otherwise a left panel shows every class's accuracy sorted from best to worst
     per model (the distribution), and the right panel the ``max_classes`` classes chosen by
-    ``select`` (with few classes, all are shown in their given order): ``"spread"`` (largest max-min difference between models; with one model, the
-    lowest accuracies), ``"worst"`` (lowest mean over models) or ``"best"``.
+    ``select`` (with few classes, all are shown in their given order): ``"spread"`` (largest
+    max-min difference between models; with one model, the lowest accuracies), ``"worst"``
+    (lowest mean over models) or ``"best"``.
     """
     names = list(values)
     if not names:
@@ -425,7 +538,7 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
     else:
         order = valid[np.argsort(mean[valid], kind="stable")]
     two_panels = valid.size > max_classes
-    shown = order[:max_classes] if two_panels else valid   # all classes fit: keep the class order
+    shown = order[:max_classes] if two_panels else valid  # all classes fit: keep the class order
     # one panel and not too many bars: every bar tall enough for its value written beside it
     # (a 0 % class then reads "0" instead of an invisible bar)
     annotate = not two_panels and len(shown) * len(names) <= 64
@@ -442,9 +555,18 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
                 st = _style(i)
                 v = np.sort(mat[i][np.isfinite(mat[i])])[::-1]
                 every = max(1, len(v) // 8)
-                ax_dist.plot(np.arange(1, len(v) + 1), v, color=st["color"], linestyle=st["linestyle"],
-                             marker=st["marker"], markersize=3, markevery=(min(every - 1, i * every // len(names)), every),
-                             markerfacecolor="white", markeredgewidth=0.8, label=n)
+                ax_dist.plot(
+                    np.arange(1, len(v) + 1),
+                    v,
+                    color=st["color"],
+                    linestyle=st["linestyle"],
+                    marker=st["marker"],
+                    markersize=3,
+                    markevery=(min(every - 1, i * every // len(names)), every),
+                    markerfacecolor="white",
+                    markeredgewidth=0.8,
+                    label=n,
+                )
             ax_dist.set_xlabel("class rank (best to worst)")
             ax_dist.set_ylabel(metric_label)
             ax_dist.set_ylim(0, 101)
@@ -456,12 +578,27 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
         y = np.arange(len(shown))
         for i, n in enumerate(names):
             offs = (i - (len(names) - 1) / 2) * bar_h
-            ax.barh(y + offs, np.nan_to_num(mat[i, shown]), height=bar_h, color=LINE_COLORS[i % len(LINE_COLORS)],
-                    hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.4, label=n)
+            ax.barh(
+                y + offs,
+                np.nan_to_num(mat[i, shown]),
+                height=bar_h,
+                color=LINE_COLORS[i % len(LINE_COLORS)],
+                hatch=HATCHES[i % len(HATCHES)],
+                edgecolor="black",
+                linewidth=0.4,
+                label=n,
+            )
             if annotate:
                 for yy, v in zip(y + offs, mat[i, shown]):
-                    ax.text((0 if np.isnan(v) else v) + 1.0, yy, "n/a" if np.isnan(v) else f"{v:.0f}",
-                            va="center", ha="left", fontsize=MIN_FONT_PT, color="0.15")
+                    ax.text(
+                        (0 if np.isnan(v) else v) + 1.0,
+                        yy,
+                        "n/a" if np.isnan(v) else f"{v:.0f}",
+                        va="center",
+                        ha="left",
+                        fontsize=MIN_FONT_PT,
+                        color="0.15",
+                    )
         label_len = 30 if two_panels else 22
         ax.set_yticks(y, [short_class_name(class_names[j], label_len) for j in shown])
         ax.invert_yaxis()
@@ -472,18 +609,32 @@ def per_class_figure(class_names: Sequence[str], values: Mapping[str, np.ndarray
         ax.grid(True, axis="x", linewidth=0.3, color="0.85")
         ax.set_axisbelow(True)
         if two_panels:
-            what = {"spread": "largest difference between models" if len(names) > 1 else "lowest",
-                    "worst": "lowest mean", "best": "highest mean"}[select]
+            what = {
+                "spread": "largest difference between models" if len(names) > 1 else "lowest",
+                "worst": "lowest mean",
+                "best": "highest mean",
+            }[select]
             ax.set_title(f"{len(shown)} classes with the {what}")
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=min(len(names), 4),
-                   handlelength=1.8, columnspacing=1.2)
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            loc="outside lower center",
+            ncol=min(len(names), 4),
+            handlelength=1.8,
+            columnspacing=1.2,
+        )
     return fig
 
 
 # ------------------------------------------------------------------------------------ robustness
 
-def occlusion_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], mode: str, *,
-                     image_side: float | None = None, width_in: float = COLUMN_WIDTH_IN) -> Figure:
+
+def occlusion_figure(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    mode: str,
+    *,
+    image_side: float | None = None,
+    width_in: float = COLUMN_WIDTH_IN,
+) -> Figure:
     """Top-1 accuracy against the occluded square's side (CutMix paper Figure 5a style).
 
     ``curves[name] = (sides [N] in pixels, top-1 accuracy [N] in percent)``; ``mode`` is
@@ -500,9 +651,17 @@ def occlusion_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]
             if len(sides) != len(acc):
                 raise InputError(f"occlusion_figure: {name!r} has {len(sides)} sides and {len(acc)} accuracies")
             st = _style(i)
-            ax.plot(np.asarray(sides, dtype=np.float64) / side, np.asarray(acc, dtype=np.float64),
-                    color=st["color"], linestyle=st["linestyle"], marker=st["marker"], markersize=3,
-                    markerfacecolor="white", markeredgewidth=0.8, label=name)
+            ax.plot(
+                np.asarray(sides, dtype=np.float64) / side,
+                np.asarray(acc, dtype=np.float64),
+                color=st["color"],
+                linestyle=st["linestyle"],
+                marker=st["marker"],
+                markersize=3,
+                markerfacecolor="white",
+                markeredgewidth=0.8,
+                label=name,
+            )
         ax.set_title("centre square zeroed" if mode == "center" else "outside the centre square zeroed")
         ax.set_xlabel("square side / image side")
         ax.set_ylabel("top-1 accuracy (%)")
@@ -513,13 +672,15 @@ def occlusion_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]
     return fig
 
 
-def plot_occlusion(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], mode: str,
-                   path: str | os.PathLike) -> list[Path]:
+def plot_occlusion(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], mode: str, path: str | os.PathLike
+) -> list[Path]:
     """:func:`occlusion_figure` saved as PNG and PDF (see :func:`save_figure`)."""
     return save_figure(occlusion_figure(curves, mode), path)
 
 
 # ---------------------------------------------------------------------------------------- saving
+
 
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """Write ``fig`` to ``path`` in each of ``formats`` (same stem, the format's suffix; the suffix

@@ -19,8 +19,15 @@ from typing import Any
 
 from eval.errors import InputError
 
-__all__ = ["WriteError", "atomic_write_bytes", "atomic_write_json", "atomic_write_many", "atomic_write_text",
-           "ensure_output_dir", "refuse_overwrite"]
+__all__ = [
+    "WriteError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_many",
+    "atomic_write_text",
+    "ensure_output_dir",
+    "refuse_overwrite",
+]
 
 
 class WriteError(InputError):
@@ -62,8 +69,7 @@ def _mkdir(folder: Path, what: str, named: Path | None = None) -> None:
     except (FileExistsError, NotADirectoryError) as exc:  # the folder or one above it is a file
         culprit = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
         reason = f"{culprit} is a file, not a folder" if culprit is not None else (exc.strerror or str(exc))
-        raise WriteError(f"{what} {named or folder}: {reason}", path=named or folder,
-                         errno=errno.ENOTDIR) from None
+        raise WriteError(f"{what} {named or folder}: {reason}", path=named or folder, errno=errno.ENOTDIR) from None
     except OSError as exc:
         raise _write_error(named or folder, exc, what) from None
 
@@ -131,7 +137,7 @@ def atomic_write_many(files: Mapping[str | os.PathLike, bytes | str]) -> list[Pa
         for path, data in items:
             _mkdir_parent(path)
             temps.append((_write_temp(path, data), path))
-        for tmp, path in temps:
+        for _, path in temps:
             backups[path] = _backup(path)
         while temps:
             tmp, path = temps[0]

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,7 @@ def format_problems(problems: list[Problem], what: str, shown: int = _SHOWN_PROB
         return f"{what}: {problems[0]}"
     lines = [str(p) for p in problems[:shown]]
     more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
-    return (f"{len(problems)} problem(s) in {what}:\n  " + "\n  ".join(lines) + more)
+    return f"{len(problems)} problem(s) in {what}:\n  " + "\n  ".join(lines) + more
 
 
 def read_lines(path: Path, problems: list[Problem], required: bool) -> list[str] | None:
@@ -123,15 +123,19 @@ def read_lines(path: Path, problems: list[Problem], required: bool) -> list[str]
     return lines
 
 
-def _fields(line: str, n: int, fmt: str, fname: str, lineno: int,
-            problems: list[Problem]) -> list[str] | None:
+def _fields(line: str, n: int, fmt: str, fname: str, lineno: int, problems: list[Problem]) -> list[str] | None:
     if not line.strip():
         problems.append(Problem(fname, lineno, f"empty line (expected {fmt}); line skipped"))
         return None
     parts = line.split(",")
     if len(parts) != n:
-        problems.append(Problem(fname, lineno, f"expected {n} comma-separated fields {fmt}, "
-                                               f"got {len(parts)}: {line[:120]!r}; line skipped"))
+        problems.append(
+            Problem(
+                fname,
+                lineno,
+                f"expected {n} comma-separated fields {fmt}, got {len(parts)}: {line[:120]!r}; line skipped",
+            )
+        )
         return None
     if not parts[0]:
         problems.append(Problem(fname, lineno, f"empty image id (expected {fmt}); line skipped"))
@@ -139,8 +143,9 @@ def _fields(line: str, n: int, fmt: str, fname: str, lineno: int,
     return parts
 
 
-def _ints(parts: list[str], names: tuple[str, ...], fmt: str, fname: str, lineno: int,
-          problems: list[Problem]) -> list[int] | None:
+def _ints(
+    parts: list[str], names: tuple[str, ...], fmt: str, fname: str, lineno: int, problems: list[Problem]
+) -> list[int] | None:
     try:
         return [int(p) for p in parts]
     except ValueError:
@@ -178,8 +183,11 @@ def read_split(metadata_dir: str | os.PathLike, *, strict: bool = True) -> Split
 
     _parse_ids(root, meta)
     if not meta.image_ids and (root / "image_ids.txt").is_file():
-        meta.problems.append(Problem(str(root / "image_ids.txt"), None,
-                                     "lists no image: the split is empty, there is nothing to evaluate"))
+        meta.problems.append(
+            Problem(
+                str(root / "image_ids.txt"), None, "lists no image: the split is empty, there is nothing to evaluate"
+            )
+        )
     known = set(meta.image_ids)
     _parse_labels(root, meta, known)
     sizes_present = _parse_sizes(root, meta, known)
@@ -240,12 +248,12 @@ def _parse_ids(root: Path, meta: SplitMetadata) -> None:
             meta.problems.append(Problem(fname, i, "empty line (expected <image_id>); line skipped"))
             continue
         if "," in line:
-            meta.problems.append(Problem(fname, i, f"expected one field <image_id>, got {line[:120]!r}; "
-                                                   "line skipped"))
+            meta.problems.append(Problem(fname, i, f"expected one field <image_id>, got {line[:120]!r}; line skipped"))
             continue
         if line in first_line:
-            meta.problems.append(Problem(fname, i, f"duplicate image id {line!r} (first on line "
-                                                   f"{first_line[line]}); line skipped"))
+            meta.problems.append(
+                Problem(fname, i, f"duplicate image id {line!r} (first on line {first_line[line]}); line skipped")
+            )
             continue
         first_line[line] = i
         meta.image_ids.append(line)
@@ -282,12 +290,14 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
             continue
         mentioned.add(iid)
         if iid in first_line:
-            meta.problems.append(Problem(fname, i, f"duplicate label line for {iid!r} (first on line "
-                                                   f"{first_line[iid]}); line skipped"))
+            meta.problems.append(
+                Problem(fname, i, f"duplicate label line for {iid!r} (first on line {first_line[iid]}); line skipped")
+            )
             continue
         if label < 0:
-            meta.problems.append(Problem(fname, i, f"label {label} of {iid!r} is negative "
-                                                   "(labels are 0-based); line skipped"))
+            meta.problems.append(
+                Problem(fname, i, f"label {label} of {iid!r} is negative (labels are 0-based); line skipped")
+            )
             continue
         first_line[iid] = i
         meta.labels[iid] = label
@@ -331,8 +341,9 @@ def _parse_sizes(root: Path, meta: SplitMetadata, known: set[str]) -> bool:
             continue
         mentioned.add(iid)
         if iid in first_line:
-            meta.problems.append(Problem(fname, i, f"duplicate size line for {iid!r} (first on line "
-                                                   f"{first_line[iid]}); line skipped"))
+            meta.problems.append(
+                Problem(fname, i, f"duplicate size line for {iid!r} (first on line {first_line[iid]}); line skipped")
+            )
             continue
         w, h = vals
         if w <= 0 or h <= 0:
@@ -368,13 +379,16 @@ def _parse_localization(root: Path, meta: SplitMetadata, known: set[str], sizes_
         _parse_masks(str(path), lines, meta, known)
 
 
-def _parse_boxes(fname: str, lines: list[str], meta: SplitMetadata, known: set[str],
-                 sizes_present: bool) -> None:
+def _parse_boxes(fname: str, lines: list[str], meta: SplitMetadata, known: set[str], sizes_present: bool) -> None:
     fmt = "<image_id>,<x0>,<y0>,<x1>,<y1>"
     if not sizes_present:
-        meta.problems.append(Problem(str(meta.root / "image_sizes.txt"), None,
-                                     "box annotations need image sizes, but image_sizes.txt is "
-                                     "missing or empty"))
+        meta.problems.append(
+            Problem(
+                str(meta.root / "image_sizes.txt"),
+                None,
+                "box annotations need image sizes, but image_sizes.txt is missing or empty",
+            )
+        )
     elif _fast_boxes(lines, meta, known):
         return
     collected: dict[str, list[list[int]]] = {}
@@ -398,22 +412,33 @@ def _parse_boxes(fname: str, lines: list[str], meta: SplitMetadata, known: set[s
         seen_ids.add(iid)
         x0, y0, x1, y1 = box
         if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
-            probs.append(Problem(fname, i, f"invalid inclusive box {tuple(box)} of {iid!r} "
-                                           "(need 0 <= x0 <= x1 and 0 <= y0 <= y1); box rejected"))
+            probs.append(
+                Problem(
+                    fname,
+                    i,
+                    f"invalid inclusive box {tuple(box)} of {iid!r} "
+                    "(need 0 <= x0 <= x1 and 0 <= y0 <= y1); box rejected",
+                )
+            )
             continue
         size = sizes.get(iid)
         if size is not None and (x1 > size[0] - 1 or y1 > size[1] - 1):
-            probs.append(Problem(fname, i, f"box {tuple(box)} of {iid!r} lies outside the recorded "
-                                           f"{size[0]}x{size[1]} image (need x1 <= W-1, y1 <= H-1); "
-                                           "box rejected (not clipped)"))
+            probs.append(
+                Problem(
+                    fname,
+                    i,
+                    f"box {tuple(box)} of {iid!r} lies outside the recorded "
+                    f"{size[0]}x{size[1]} image (need x1 <= W-1, y1 <= H-1); "
+                    "box rejected (not clipped)",
+                )
+            )
             continue
         lst = collected.get(iid)
         if lst is None:
             collected[iid] = [box]
         else:
             lst.append(box)
-    meta.boxes = {iid: np.asarray(collected[iid], dtype=np.int64)
-                  for iid in meta.image_ids if iid in collected}
+    meta.boxes = {iid: np.asarray(collected[iid], dtype=np.int64) for iid in meta.image_ids if iid in collected}
     missing = [iid for iid in meta.image_ids if iid not in seen_ids]
     _report_missing(meta, fname, missing, "has no box line")
 
@@ -431,8 +456,14 @@ def _fast_boxes(lines: list[str], meta: SplitMetadata, known: set[str]) -> bool:
     except KeyError:
         return False  # an id not in image_ids.txt
     wh = np.array([meta.sizes[i] for i in meta.image_ids], dtype=np.int64).reshape(-1, 2)[idx]
-    ok = ((b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1])
-          & (b[:, 2] < wh[:, 0]) & (b[:, 3] < wh[:, 1]))
+    ok = (
+        (b[:, 0] >= 0)
+        & (b[:, 1] >= 0)
+        & (b[:, 2] >= b[:, 0])
+        & (b[:, 3] >= b[:, 1])
+        & (b[:, 2] < wh[:, 0])
+        & (b[:, 3] < wh[:, 1])
+    )
     counts = np.bincount(idx, minlength=len(meta.image_ids))
     if not ok.all() or not counts.all():
         return False  # invalid boxes or images without a box: the line-by-line parser reports them
@@ -458,8 +489,7 @@ def _parse_masks(fname: str, lines: list[str], meta: SplitMetadata, known: set[s
             continue
         mentioned.add(iid)
         if not mask:
-            meta.problems.append(Problem(fname, i, f"empty mask path for {iid!r} (expected {fmt}); "
-                                                   "line skipped"))
+            meta.problems.append(Problem(fname, i, f"empty mask path for {iid!r} (expected {fmt}); line skipped"))
             continue
         if iid not in first_line:
             first_line[iid] = i
@@ -472,7 +502,12 @@ def _parse_masks(fname: str, lines: list[str], meta: SplitMetadata, known: set[s
             if prev is None:
                 meta.ignore[iid] = ign
             elif prev != ign:
-                meta.problems.append(Problem(fname, i, f"ignore path {ign!r} of {iid!r} differs from "
-                                                       f"{prev!r} given earlier; the first is kept"))
+                meta.problems.append(
+                    Problem(
+                        fname,
+                        i,
+                        f"ignore path {ign!r} of {iid!r} differs from {prev!r} given earlier; the first is kept",
+                    )
+                )
     missing = [iid for iid in meta.image_ids if iid not in mentioned]
     _report_missing(meta, fname, missing, "has no mask line")

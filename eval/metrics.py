@@ -75,6 +75,7 @@ _A = TypeVar("_A", bound="Accumulator")
 # ----------------------------------------------------------------------------------------------
 # the accumulator base: state declared once
 
+
 @dataclass(frozen=True)
 class _State:
     """One declared state: ``default`` (an int or an array for ``"sum"``; an empty ``[0, ...]``
@@ -228,8 +229,12 @@ class Accumulator:
         return np.asarray(rows, dtype=spec.dtype()) if spec.scalar_rows else np.stack(rows)
 
     def _check_mergeable(self, other: Accumulator) -> None:
-        if (type(other) is not type(self) or other.keep_per_image != self.keep_per_image
-                or not _same(self._config(), other._config()) or other._children.keys() != self._children.keys()):
+        if (
+            type(other) is not type(self)
+            or other.keep_per_image != self.keep_per_image
+            or not _same(self._config(), other._config())
+            or other._children.keys() != self._children.keys()
+        ):
             raise InputError(f"cannot merge {self.kind} accumulators with different settings")
         for name, child in self._children.items():
             child._check_mergeable(other._children[name])
@@ -255,8 +260,11 @@ class Accumulator:
         """Plain data (numpy arrays, ints, strings, dicts): ``kind``, ``config``,
         ``keep_per_image``, every declared state (``"cat"`` ones stacked ``[N, ...]``) and, with
         sub-accumulators, ``children`` (``{name: state_dict}``)."""
-        out: dict[str, Any] = {"kind": self.kind, "config": _copy(self._config()),
-                               "keep_per_image": self.keep_per_image}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "config": _copy(self._config()),
+            "keep_per_image": self.keep_per_image,
+        }
         for name, spec in self._states.items():
             out[name] = self._stacked(name) if spec.reduce == "cat" else _copy(getattr(self, name))
         if self._children:
@@ -274,8 +282,11 @@ class Accumulator:
                 setattr(acc, name, v)
 
     def _parse_state(self, state: Mapping[str, Any], out: list) -> None:
-        if not isinstance(state, Mapping) or state.get("kind") != self.kind or not _same(state.get("config"),
-                                                                                          self._config()):
+        if (
+            not isinstance(state, Mapping)
+            or state.get("kind") != self.kind
+            or not _same(state.get("config"), self._config())
+        ):
             raise InputError(f"{self.kind} state was saved with different settings")
         missing = [n for n in (*self._states, "keep_per_image") if n not in state]
         children = state.get("children", {})
@@ -306,6 +317,7 @@ class Accumulator:
 
 # ----------------------------------------------------------------------------------------------
 # helpers
+
 
 def _as_map_batch(scoremaps: Any) -> list[np.ndarray]:
     """One map ``[H, W]``, a batch ``[B, H, W]`` or a sequence of maps -> list of ``[H, W]``."""
@@ -366,13 +378,15 @@ def _num(d: float) -> int | float:
 # ----------------------------------------------------------------------------------------------
 # Box accuracy (wsolevaluation)
 
+
 def box_hits_job(job: tuple) -> np.ndarray:
     """Picklable per-image work (for a process pool): ``(scoremap, gt_boxes, cam_thresholds,
     iou_thresholds, multi_contour, method, image_id)`` -> bool ``[D, T]`` hits of one image (see
     :func:`eval.sweep.sweep`)."""
     scoremap, gt, thresholds, deltas, multi_contour, method, image_id = job
-    hits = sweep(scoremap, gt, thresholds, multi_contour=multi_contour, iou_thresholds=deltas,
-                 method=method, where=image_id).hits
+    hits = sweep(
+        scoremap, gt, thresholds, multi_contour=multi_contour, iou_thresholds=deltas, method=method, where=image_id
+    ).hits
     assert hits is not None  # filled whenever iou_thresholds is given
     return hits
 
@@ -397,10 +411,16 @@ class BoxAccuracy(Accumulator):
     hits_packed: list[np.ndarray]
     image_ids: list[str]
 
-    def __init__(self, cam_curve_interval: float | np.ndarray = DEFAULT_CAM_CURVE_INTERVAL,
-                 iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS, multi_contour: bool = True,
-                 keep_per_image: bool = True, *, thresholds: np.ndarray | None = None,
-                 method: str = "auto") -> None:
+    def __init__(
+        self,
+        cam_curve_interval: float | np.ndarray = DEFAULT_CAM_CURVE_INTERVAL,
+        iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+        multi_contour: bool = True,
+        keep_per_image: bool = True,
+        *,
+        thresholds: np.ndarray | None = None,
+        method: str = "auto",
+    ) -> None:
         super().__init__(keep_per_image)
         if thresholds is None and np.ndim(cam_curve_interval) >= 1:  # BoxAccuracy(thresholds, ...)
             thresholds = np.asarray(cam_curve_interval)
@@ -432,14 +452,22 @@ class BoxAccuracy(Accumulator):
     def from_settings(cls, settings: MetricSettings, *, keep_per_image: bool = True) -> BoxAccuracy:
         """The accumulator of ``settings`` (its threshold grid, IoU deltas, V1/V2, sweep method);
         the grid is the one built in ``settings``, not rebuilt."""
-        acc = cls(thresholds=settings.thresholds, iou_thresholds=settings.iou_thresholds,
-                  multi_contour=settings.multi_contour, keep_per_image=keep_per_image, method=settings.method)
+        acc = cls(
+            thresholds=settings.thresholds,
+            iou_thresholds=settings.iou_thresholds,
+            multi_contour=settings.multi_contour,
+            keep_per_image=keep_per_image,
+            method=settings.method,
+        )
         acc.cam_curve_interval = settings.cam_curve_interval  # thresholds == np.arange(0, 1, interval)
         return acc
 
     def _config(self) -> dict[str, Any]:
-        return {"thresholds": self.thresholds, "iou_thresholds": np.asarray(self.iou_thresholds, dtype=np.float64),
-                "multi_contour": self.multi_contour}
+        return {
+            "thresholds": self.thresholds,
+            "iou_thresholds": np.asarray(self.iou_thresholds, dtype=np.float64),
+            "multi_contour": self.multi_contour,
+        }
 
     @property
     def _nbits(self) -> int:
@@ -448,8 +476,7 @@ class BoxAccuracy(Accumulator):
     # -- updates -----------------------------------------------------------------------------
     def job(self, scoremap: np.ndarray, gt_boxes: np.ndarray, image_id: str = "score map") -> tuple:
         """The picklable :func:`box_hits_job` argument of one image (for a caller's process pool)."""
-        return (scoremap, gt_boxes, self.thresholds, self.iou_thresholds, self.multi_contour, self.method,
-                image_id)
+        return (scoremap, gt_boxes, self.thresholds, self.iou_thresholds, self.multi_contour, self.method, image_id)
 
     def image_hits(self, scoremap: np.ndarray, gt_boxes: np.ndarray, image_id: str = "score map") -> np.ndarray:
         """bool ``[D, T]`` hits of one image (pure; does not change the state)."""
@@ -464,8 +491,12 @@ class BoxAccuracy(Accumulator):
         if h.ndim != 3 or h.shape[1:] != shape:
             raise InputError(f"hits must have shape [B, {shape[0]}, {shape[1]}], got {h.shape}")
         ids = _as_ids(image_ids, h.shape[0], self.count)
-        self._accumulate(num_correct=h.sum(axis=0, dtype=np.int64), count=h.shape[0],
-                         hits_packed=(np.packbits(row.ravel()) for row in h), image_ids=ids)
+        self._accumulate(
+            num_correct=h.sum(axis=0, dtype=np.int64),
+            count=h.shape[0],
+            hits_packed=(np.packbits(row.ravel()) for row in h),
+            image_ids=ids,
+        )
 
     update_hits = add_hits  # alias
 
@@ -498,14 +529,19 @@ class BoxAccuracy(Accumulator):
 
     def protocol(self) -> str:
         version = "V2: boxes of all contours" if self.multi_contour else "V1: box of the largest contour"
-        grid = (f"np.arange(0, 1, {self.cam_curve_interval:g})" if self.cam_curve_interval is not None
-                else f"{len(self.thresholds)} given thresholds")
+        grid = (
+            f"np.arange(0, 1, {self.cam_curve_interval:g})"
+            if self.cam_curve_interval is not None
+            else f"{len(self.thresholds)} given thresholds"
+        )
         deltas = "/".join(f"{d:g}" for d in self.iou_thresholds)
-        return (f"wsolevaluation box accuracy (Choe et al. 2020), {version}: score map quantized "
-                f"with (s*255).astype(uint8), foreground > int(tau*max), cv2.findContours RETR_TREE/"
-                f"CHAIN_APPROX_SIMPLE, box (x, y, min(x+w, W-1), min(y+h, H-1)), +1 inclusive IoU, "
-                f"max over predicted and GT boxes, correct if IoU >= delta/100; tau in {grid}, one tau "
-                f"per IoU delta ({deltas}%) chosen for the whole split; MaxBoxAccV2 = mean over deltas")
+        return (
+            f"wsolevaluation box accuracy (Choe et al. 2020), {version}: score map quantized "
+            f"with (s*255).astype(uint8), foreground > int(tau*max), cv2.findContours RETR_TREE/"
+            f"CHAIN_APPROX_SIMPLE, box (x, y, min(x+w, W-1), min(y+h, H-1)), +1 inclusive IoU, "
+            f"max over predicted and GT boxes, correct if IoU >= delta/100; tau in {grid}, one tau "
+            f"per IoU delta ({deltas}%) chosen for the whole split; MaxBoxAccV2 = mean over deltas"
+        )
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -515,8 +551,9 @@ class BoxAccuracy(Accumulator):
             "multi_contour": self.multi_contour,
         }
 
-    def compute(self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    def compute(
+        self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+    ) -> dict[str, Any]:
         """Result dict: ``num_images``, ``box_acc`` ({delta: [T] percent}), ``MaxBoxAcc``
         ({delta: percent}), ``MaxBoxAccV2`` (mean over deltas), ``best_threshold`` ({delta: tau}),
         ``best_threshold_index``, ``ci95`` (with ``ci`` and per-image hits: percentile bootstrap over
@@ -540,19 +577,25 @@ class BoxAccuracy(Accumulator):
         }
         if ci and self.keep_per_image:
             sel = self.selected_hits().astype(np.float64)  # [N, D]
-            cis = {f"MaxBoxAcc@{k}": list(bootstrap_ci(sel[:, i], level=level, resamples=resamples,
-                                                       seed=seed, scale=100.0))
-                   for i, k in enumerate(keys)}
-            cis["MaxBoxAccV2"] = list(bootstrap_ci(sel.mean(axis=1), level=level, resamples=resamples,
-                                                   seed=seed, scale=100.0))
+            cis = {
+                f"MaxBoxAcc@{k}": list(
+                    bootstrap_ci(sel[:, i], level=level, resamples=resamples, seed=seed, scale=100.0)
+                )
+                for i, k in enumerate(keys)
+            }
+            cis["MaxBoxAccV2"] = list(
+                bootstrap_ci(sel.mean(axis=1), level=level, resamples=resamples, seed=seed, scale=100.0)
+            )
             out[_ci_key(level)] = cis
-            out["ci_method"] = (f"percentile bootstrap over images at the selected tau, {resamples} "
-                                f"resamples, seed {seed}")
+            out["ci_method"] = (
+                f"percentile bootstrap over images at the selected tau, {resamples} resamples, seed {seed}"
+            )
         return out
 
 
 # ----------------------------------------------------------------------------------------------
 # PxAP (wsolevaluation, OpenImages)
+
 
 def check_mask(mask: np.ndarray, shape: tuple[int, int], where: str = "mask") -> np.ndarray:
     """Validate a GT mask (uint8 ``[H, W]``: 1 foreground, 0 background, 255 ignore)."""
@@ -561,13 +604,21 @@ def check_mask(mask: np.ndarray, shape: tuple[int, int], where: str = "mask") ->
         raise InputError(f"{where}: mask shape {m.shape} differs from the score map shape {tuple(shape)}")
     bad = ~np.isin(m, (0, 1, 255))
     if bad.any():
-        raise InputError(f"{where}: mask values must be 0 (background), 1 (foreground) or 255 (ignore); "
-                         f"found {np.unique(m[bad])[:5].tolist()}")
+        raise InputError(
+            f"{where}: mask values must be 0 (background), 1 (foreground) or 255 (ignore); "
+            f"found {np.unique(m[bad])[:5].tolist()}"
+        )
     return m.astype(np.uint8, copy=False)
 
 
-def pxap_histograms(scoremap: np.ndarray, mask: np.ndarray, edges: np.ndarray | float,
-                    where: str = "score map", *, checked: bool = False) -> np.ndarray:
+def pxap_histograms(
+    scoremap: np.ndarray,
+    mask: np.ndarray,
+    edges: np.ndarray | float,
+    where: str = "score map",
+    *,
+    checked: bool = False,
+) -> np.ndarray:
     """int64 ``[2, bins]``: histograms (``np.histogram`` with ``edges``, or the edges of a
     ``cam_curve_interval`` given as a number) of the float scores at foreground (row 0) and
     background (row 1) pixels; ignore pixels (255) are dropped. ``fg, bg = pxap_histograms(...)``.
@@ -680,8 +731,9 @@ class PxAP(Accumulator):
 
     def update_histograms(self, fg_hist: np.ndarray, bg_hist: np.ndarray, image_id: str | None = None) -> None:
         """Accumulate one image's foreground and background histograms (``[bins]`` each)."""
-        self.add_histograms(np.stack([np.asarray(fg_hist), np.asarray(bg_hist)]),
-                            None if image_id is None else [image_id])
+        self.add_histograms(
+            np.stack([np.asarray(fg_hist), np.asarray(bg_hist)]), None if image_id is None else [image_id]
+        )
 
     def update(self, scoremaps: Any, masks: Any, image_ids: Sequence[str] | str | None = None) -> None:
         """One map ``[H, W]`` with its mask ``[H, W]`` (uint8 1/0/255), or batches of both."""
@@ -693,16 +745,19 @@ class PxAP(Accumulator):
         self.add_histograms(np.stack([self.image_histograms(s, m, i) for s, m, i in zip(maps, mlist, ids)]), ids)
 
     def protocol(self) -> str:
-        return (f"wsolevaluation PxAP (Choe et al. 2020): float scores histogrammed with edges "
-                f"[np.arange(0, 1, {self.cam_curve_interval:g}), 1, 2, 3] at foreground and background "
-                f"pixels (ignore = ignore box minus foreground, dropped), pooled over images, "
-                f"right Riemann sum of precision over recall, x100")
+        return (
+            f"wsolevaluation PxAP (Choe et al. 2020): float scores histogrammed with edges "
+            f"[np.arange(0, 1, {self.cam_curve_interval:g}), 1, 2, 3] at foreground and background "
+            f"pixels (ignore = ignore box minus foreground, dropped), pooled over images, "
+            f"right Riemann sum of precision over recall, x100"
+        )
 
     def settings(self) -> dict[str, Any]:
         return {"cam_curve_interval": self.cam_curve_interval, "num_bins": self.num_bins}
 
-    def compute(self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    def compute(
+        self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+    ) -> dict[str, Any]:
         """``{"num_images", "PxAP", "precision", "recall", "ci95" (bootstrap over images),
         "protocol", "settings"}``."""
         if self.count == 0:
@@ -717,16 +772,20 @@ class PxAP(Accumulator):
             "settings": self.settings(),
         }
         if ci and self.keep_per_image:
-            lo, hi = bootstrap_ci_weighted(self._stacked("per_image"), _pxap_batch, level=level,
-                                           resamples=resamples, seed=seed)
+            lo, hi = bootstrap_ci_weighted(
+                self._stacked("per_image"), _pxap_batch, level=level, resamples=resamples, seed=seed
+            )
             out[_ci_key(level)] = {"PxAP": [lo, hi]}
-            out["ci_method"] = (f"percentile bootstrap over images (pooled histograms of resampled "
-                                f"images), {resamples} resamples, seed {seed}")
+            out["ci_method"] = (
+                f"percentile bootstrap over images (pooled histograms of resampled "
+                f"images), {resamples} resamples, seed {seed}"
+            )
         return out
 
 
 # ----------------------------------------------------------------------------------------------
 # Per-image hit counters (old protocol, classification)
+
 
 class _HitCounter(Accumulator):
     """Shared machinery: named per-image boolean outcomes (``_names()``), counts, optional
@@ -764,8 +823,9 @@ class _HitCounter(Accumulator):
             raise InputError("per-image hits were not kept (keep_per_image=False)")
         return self._stacked("hits")
 
-    def _compute(self, protocol: str, settings: dict[str, Any], ci: bool, level: float, resamples: int,
-                 seed: int) -> dict[str, Any]:
+    def _compute(
+        self, protocol: str, settings: dict[str, Any], ci: bool, level: float, resamples: int, seed: int
+    ) -> dict[str, Any]:
         if self.count == 0:
             raise InputError(f"{type(self).__name__}.compute(): no image was accumulated")
         names = self._names()
@@ -776,7 +836,8 @@ class _HitCounter(Accumulator):
             hits = self.per_image_hits().astype(np.float64)
             out[_ci_key(level)] = {
                 n: list(bootstrap_ci(hits[:, i], level=level, resamples=resamples, seed=seed, scale=100.0))
-                for i, n in enumerate(names)}
+                for i, n in enumerate(names)
+            }
             out["ci_method"] = f"percentile bootstrap over images, {resamples} resamples, seed {seed}"
         out["protocol"] = protocol
         out["settings"] = settings
@@ -786,8 +847,7 @@ class _HitCounter(Accumulator):
 def _topk_hits(labels: np.ndarray, predictions: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
     """bool ``[B, len(ks)]``: is the label among the first k predictions."""
     if predictions.shape[1] < max(ks):
-        raise InputError(f"top-{max(ks)} needs at least {max(ks)} predictions per image, "
-                         f"got {predictions.shape[1]}")
+        raise InputError(f"top-{max(ks)} needs at least {max(ks)} predictions per image, got {predictions.shape[1]}")
     return np.stack([(predictions[:, :k] == labels[:, None]).any(axis=1) for k in ks], axis=1)
 
 
@@ -828,10 +888,17 @@ class Classification(_HitCounter):
         """One image: its label and its predictions (best first)."""
         self.update([label], np.asarray([list(topk)]), None if image_id is None else [image_id])
 
-    def compute(self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                seed: int = DEFAULT_SEED) -> dict[str, Any]:
-        return self._compute("classification accuracy: label among the top-k predicted classes",
-                             self.settings(), ci, level, resamples, seed)
+    def compute(
+        self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+    ) -> dict[str, Any]:
+        return self._compute(
+            "classification accuracy: label among the top-k predicted classes",
+            self.settings(),
+            ci,
+            level,
+            resamples,
+            seed,
+        )
 
 
 class TopKLocalization(_HitCounter):
@@ -846,9 +913,17 @@ class TopKLocalization(_HitCounter):
     is the GT-class CAM, so the GT-class map suffices).
     """
 
-    def __init__(self, sigma: float = DEFAULT_SIGMA, iou: float = OLD_PROTOCOL_IOU, compare: str = ">",
-                 normalize: str = "max", k: Sequence[int] = (1, 5), keep_per_image: bool = True, *,
-                 binarize: str = ">") -> None:
+    def __init__(
+        self,
+        sigma: float = DEFAULT_SIGMA,
+        iou: float = OLD_PROTOCOL_IOU,
+        compare: str = ">",
+        normalize: str = "max",
+        k: Sequence[int] = (1, 5),
+        keep_per_image: bool = True,
+        *,
+        binarize: str = ">",
+    ) -> None:
         if compare not in (">", ">="):
             raise InputError(f"compare must be '>' or '>=', got {compare!r}")
         if binarize not in (">", ">="):
@@ -866,23 +941,38 @@ class TopKLocalization(_HitCounter):
         super().__init__(keep_per_image)
 
     @classmethod
-    def from_settings(cls, settings: MetricSettings, k: Sequence[int] = (1, 5), *,
-                      keep_per_image: bool = True) -> TopKLocalization:
+    def from_settings(
+        cls, settings: MetricSettings, k: Sequence[int] = (1, 5), *, keep_per_image: bool = True
+    ) -> TopKLocalization:
         """The old protocol of ``settings`` (sigma, normalize, binarize, IoU comparison) with top-``k``."""
-        return cls(sigma=settings.sigma, iou=OLD_PROTOCOL_IOU, compare=settings.iou_compare,
-                   normalize=settings.normalize, k=k, keep_per_image=keep_per_image, binarize=settings.binarize)
+        return cls(
+            sigma=settings.sigma,
+            iou=OLD_PROTOCOL_IOU,
+            compare=settings.iou_compare,
+            normalize=settings.normalize,
+            k=k,
+            keep_per_image=keep_per_image,
+            binarize=settings.binarize,
+        )
 
     def _names(self) -> list[str]:
         return ["gt_known_loc"] + [f"top{k}_loc" for k in self.k]
 
     def settings(self) -> dict[str, Any]:
-        return {"sigma": self.sigma, "iou": self.iou, "compare": self.compare,
-                "normalize": self.normalize, "binarize": self.binarize, "k": list(self.k)}
+        return {
+            "sigma": self.sigma,
+            "iou": self.iou,
+            "compare": self.compare,
+            "normalize": self.normalize,
+            "binarize": self.binarize,
+            "k": list(self.k),
+        }
 
     def image_iou(self, scoremap: np.ndarray, gt_boxes: np.ndarray, image_id: str = "score map") -> float:
         """Best IoU of the old-protocol box of one map against its GT boxes (pure)."""
-        box = box_at_fixed_threshold(scoremap, self.sigma, normalize=self.normalize,
-                                     compare=self.binarize, where=image_id)
+        box = box_at_fixed_threshold(
+            scoremap, self.sigma, normalize=self.normalize, compare=self.binarize, where=image_id
+        )
         return float(iou_inclusive(box, as_box_array(gt_boxes)).max())
 
     def localized(self, iou: Any) -> np.ndarray:
@@ -890,8 +980,9 @@ class TopKLocalization(_HitCounter):
         iou = np.asarray(iou, dtype=np.float64)
         return iou > self.iou if self.compare == ">" else iou >= self.iou
 
-    def add_ious(self, ious: Any, labels: Any = None, predictions: Any = None,
-                 image_ids: Sequence[str] | str | None = None) -> None:
+    def add_ious(
+        self, ious: Any, labels: Any = None, predictions: Any = None, image_ids: Sequence[str] | str | None = None
+    ) -> None:
         """Accumulate precomputed best IoUs ``[B]`` (and labels / top-k predictions when ``k``)."""
         iou = np.asarray(ious, dtype=np.float64).reshape(-1)
         n = iou.shape[0]
@@ -904,15 +995,25 @@ class TopKLocalization(_HitCounter):
             cols.extend(cols[0] & cls[:, j] for j in range(len(self.k)))
         self._add(np.stack(cols, axis=1), _as_ids(image_ids, n, self.count))
 
-    def update_one(self, iou: float, label: int | None = None, topk: Sequence[int] | None = None,
-                   image_id: str | None = None) -> None:
+    def update_one(
+        self, iou: float, label: int | None = None, topk: Sequence[int] | None = None, image_id: str | None = None
+    ) -> None:
         """One image: the best IoU of its old-protocol box, its label and predictions (best first)."""
-        self.add_ious([iou], None if label is None else [label],
-                      None if topk is None else np.asarray([list(topk)]),
-                      None if image_id is None else [image_id])
+        self.add_ious(
+            [iou],
+            None if label is None else [label],
+            None if topk is None else np.asarray([list(topk)]),
+            None if image_id is None else [image_id],
+        )
 
-    def update(self, scoremaps: Any, gt_boxes: Any, labels: Any = None, predictions: Any = None,
-               image_ids: Sequence[str] | str | None = None) -> None:
+    def update(
+        self,
+        scoremaps: Any,
+        gt_boxes: Any,
+        labels: Any = None,
+        predictions: Any = None,
+        image_ids: Sequence[str] | str | None = None,
+    ) -> None:
         """GT-class maps ``[H, W]`` / ``[B, H, W]``, GT boxes (one ``[K, 4]`` or a list), labels
         ``[B]``, predictions ``[B, >= max(k)]`` (best first)."""
         maps = _as_map_batch(scoremaps)
@@ -923,11 +1024,14 @@ class TopKLocalization(_HitCounter):
 
     def protocol(self) -> str:
         norm = {"max": "s / max(s)", "minmax": "(s - min) / (max - min)", "none": "s"}[self.normalize]
-        return (f"fixed-threshold localization (CAM 2016 / CutMix 2019): map normalized as {norm}, "
-                f"pixels {self.binarize} {self.sigma:g}, tight box of the largest 8-connected region, "
-                f"+1 inclusive IoU (max over GT boxes) {self.compare} {self.iou:g}; top-k loc also needs "
-                f"the label among the top-k predictions; GT-known loc does not")
+        return (
+            f"fixed-threshold localization (CAM 2016 / CutMix 2019): map normalized as {norm}, "
+            f"pixels {self.binarize} {self.sigma:g}, tight box of the largest 8-connected region, "
+            f"+1 inclusive IoU (max over GT boxes) {self.compare} {self.iou:g}; top-k loc also needs "
+            f"the label among the top-k predictions; GT-known loc does not"
+        )
 
-    def compute(self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    def compute(
+        self, *, ci: bool = True, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+    ) -> dict[str, Any]:
         return self._compute(self.protocol(), self.settings(), ci, level, resamples, seed)

@@ -63,11 +63,29 @@ __all__ = [
 ]
 
 # what the run was: first, in this order
-HEAD_KEYS = ("num_images", "cam_curve_interval", "checkpoint", "arch", "arch_options", "model",
-             "cam_method", "dataset", "split", "preset")
+HEAD_KEYS = (
+    "num_images",
+    "cam_curve_interval",
+    "checkpoint",
+    "arch",
+    "arch_options",
+    "model",
+    "cam_method",
+    "dataset",
+    "split",
+    "preset",
+)
 # how the run went: after the metrics
-RUN_KEYS = ("scoremaps", "num_skipped", "skipped", "num_without_gt_in_frame", "processes", "device",
-            "elapsed_seconds", "images_per_second")
+RUN_KEYS = (
+    "scoremaps",
+    "num_skipped",
+    "skipped",
+    "num_without_gt_in_frame",
+    "processes",
+    "device",
+    "elapsed_seconds",
+    "images_per_second",
+)
 # side files and long lists: last
 LAST_KEYS = ("per_class", "config", "per_image", "BoxAcc_curve")
 
@@ -75,7 +93,10 @@ MISSING = "—"  # shown for an absent value (Markdown tables; also read as NaN 
 
 # 0/1 columns of the per-image CSV, by the metric they count (plus ``hit@<delta>``).
 PER_IMAGE_HIT_COLUMNS: dict[str, str] = {
-    "top1_cls": "top1_cls", "top5_cls": "top5_cls", "top1_loc": "top1_loc", "top5_loc": "top5_loc",
+    "top1_cls": "top1_cls",
+    "top5_cls": "top5_cls",
+    "top1_loc": "top1_loc",
+    "top5_loc": "top5_loc",
     "gt_known_loc": "gt_known_loc",
 }
 _INT_COLUMNS = ("label", "pred_top1")
@@ -83,6 +104,7 @@ _FLOAT_COLUMNS = ("best_iou",)
 
 
 # ----------------------------------------------------------------------------------------- assembling
+
 
 def assemble_result(metrics: Mapping[str, Any], **run: Any) -> dict[str, Any]:
     """One result dict from the metrics (:meth:`eval.evaluator.LocalizationEvaluator.compute`) and
@@ -100,6 +122,7 @@ def assemble_result(metrics: Mapping[str, Any], **run: Any) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- writing
+
 
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays, tuples and paths to JSON types; non-finite floats become None."""
@@ -179,10 +202,14 @@ def rows_csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def write_result(path: str | os.PathLike, result: Mapping[str, Any], *,
-                 per_image: Mapping[str, Sequence] | None = None,
-                 side_files: Mapping[str | os.PathLike, str | bytes] | None = None,
-                 overwrite: bool = True) -> Path:
+def write_result(
+    path: str | os.PathLike,
+    result: Mapping[str, Any],
+    *,
+    per_image: Mapping[str, Sequence] | None = None,
+    side_files: Mapping[str | os.PathLike, str | bytes] | None = None,
+    overwrite: bool = True,
+) -> Path:
     """Write ``result`` as JSON to ``path``, keys in the fixed order (:func:`assemble_result`).
 
     With ``per_image`` columns, also write ``<stem>.per_image.csv`` beside it and record its name
@@ -213,6 +240,7 @@ def write_result(path: str | os.PathLike, result: Mapping[str, Any], *,
 
 
 # -------------------------------------------------------------------------------------------- reading
+
 
 @dataclass(frozen=True)
 class Result:
@@ -403,8 +431,9 @@ def boxacc_curve_of(result: Result) -> tuple[np.ndarray, dict[str, np.ndarray]] 
     if curve is None:
         return None
     if not isinstance(curve, dict) or "thresholds" not in curve:
-        raise InputError(f"{result.path}: 'BoxAcc_curve' must be an object with 'thresholds' and one "
-                         "list per IoU threshold")
+        raise InputError(
+            f"{result.path}: 'BoxAcc_curve' must be an object with 'thresholds' and one list per IoU threshold"
+        )
     try:
         t = np.asarray(curve["thresholds"], dtype=np.float64)
         accs = {str(k): np.asarray(v, dtype=np.float64) for k, v in curve.items() if k != "thresholds"}
@@ -461,9 +490,15 @@ def metric_interval(result: Result, metric: str) -> tuple[float, float] | None:
 
 # -------------------------------------------------------------------------------------------- summary
 
-_SUMMARY_LABELS = {"top1_cls": "classification top-1", "top5_cls": "classification top-5",
-                   "top1_loc": "top-1 loc (old protocol)", "top5_loc": "top-5 loc (old protocol)",
-                   "gt_known_loc": "GT-known loc (old protocol)", "MaxBoxAccV2": "MaxBoxAccV2", "PxAP": "PxAP"}
+_SUMMARY_LABELS = {
+    "top1_cls": "classification top-1",
+    "top5_cls": "classification top-5",
+    "top1_loc": "top-1 loc (old protocol)",
+    "top5_loc": "top-5 loc (old protocol)",
+    "gt_known_loc": "GT-known loc (old protocol)",
+    "MaxBoxAccV2": "MaxBoxAccV2",
+    "PxAP": "PxAP",
+}
 
 
 def format_summary(result: Mapping[str, Any], *, style: Literal["table", "plain"] = "table") -> str:
@@ -478,8 +513,12 @@ def format_summary(result: Mapping[str, Any], *, style: Literal["table", "plain"
     ci = result.get("ci95") or {}
     maxbox = result.get("MaxBoxAcc") or {}
     taus = result.get("best_threshold") or {}
-    keys = [*("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc"),
-            *(f"MaxBoxAcc@{d}" for d in maxbox), "MaxBoxAccV2", "PxAP"]
+    keys = [
+        *("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc"),
+        *(f"MaxBoxAcc@{d}" for d in maxbox),
+        "MaxBoxAccV2",
+        "PxAP",
+    ]
     rows = []
     for key in keys:
         delta = key.split("@", 1)[1] if key.startswith("MaxBoxAcc@") else None
@@ -498,7 +537,8 @@ def format_summary(result: Mapping[str, Any], *, style: Literal["table", "plain"
         rows.append(line)
     if style == "plain":
         return "\n".join([f"images: {result.get('num_images')}", *rows])
-    head = (f"{result.get('num_images')} images, CAM '{result.get('cam_method')}', "
-            f"{result.get('images_per_second')} img/s")
+    head = (
+        f"{result.get('num_images')} images, CAM '{result.get('cam_method')}', {result.get('images_per_second')} img/s"
+    )
     extra = f"\n  skipped: {result['num_skipped']} unreadable image(s)" if result.get("num_skipped") else ""
     return head + "\n" + "\n".join(rows) + extra

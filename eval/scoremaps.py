@@ -35,8 +35,7 @@ from eval.metadata import read_split
 from eval.settings import MetricSettings
 from eval.sweep import SweepPool, default_workers
 
-__all__ = ["evaluate_scoremaps", "read_predictions", "load_gt_mask", "scoremap_path",
-           "MISSING_SHOWN"]
+__all__ = ["evaluate_scoremaps", "read_predictions", "load_gt_mask", "scoremap_path", "MISSING_SHOWN"]
 
 MISSING_SHOWN = 5  # how many missing files an error message lists
 
@@ -49,8 +48,10 @@ def scoremap_path(scoremap_dir: str | os.PathLike, image_id: str) -> Path:
 # The header np.save writes for a 2-D array of a plain numeric dtype (format 1.0 and later):
 # such files are read with one system call and no header parsing (``ast``) in Python; any other
 # file goes through np.load, which also gives the error messages.
-_NPY_2D = re.compile(r"\{'descr': '([<>|=][fiub][1248])', 'fortran_order': (False|True), "
-                     r"'shape': \((\d+), (\d+)\), \} *\n")
+_NPY_2D = re.compile(
+    r"\{'descr': '([<>|=][fiub][1248])', 'fortran_order': (False|True), "
+    r"'shape': \((\d+), (\d+)\), \} *\n"
+)
 
 
 def _read_npy_2d(path) -> np.ndarray | None:
@@ -67,7 +68,7 @@ def _read_npy_2d(path) -> np.ndarray | None:
         start, hlen = 12, int.from_bytes(data[8:12], "little")
     else:
         return None
-    m = _NPY_2D.fullmatch(data[start:start + hlen].decode("latin1"))
+    m = _NPY_2D.fullmatch(data[start : start + hlen].decode("latin1"))
     if m is None:
         return None
     dtype = np.dtype(m.group(1))
@@ -90,8 +91,13 @@ def load_scoremap(path: Path, image_id: str) -> np.ndarray:
     return arr
 
 
-def load_gt_mask(mask_root: str | os.PathLike, mask_paths: Sequence[str], ignore_path: str | None,
-                 size: tuple[int, int], image_id: str = "") -> np.ndarray:
+def load_gt_mask(
+    mask_root: str | os.PathLike,
+    mask_paths: Sequence[str],
+    ignore_path: str | None,
+    size: tuple[int, int],
+    image_id: str = "",
+) -> np.ndarray:
     """The wsolevaluation GT mask of one image (protocol 3.2): uint8 ``[H, W]``, 1 foreground,
     0 background, 255 ignore. ``size`` is ``(width, height)``. Every instance PNG is read in
     grayscale, resized with ``INTER_NEAREST`` and thresholded at ``> 0.5``; they are OR-ed into the
@@ -125,8 +131,7 @@ def _score_one(job: tuple):
         raise InputError(f"{where}: must be 2-D [H, W], got shape {np.shape(smap)}")
     h, w = smap.shape
     gt = None if boxes is None else rescale_boxes_wsolevaluation(boxes, orig_size, (w, h))
-    mask = (None if mask_paths is None
-            else load_gt_mask(mask_root, mask_paths, ignore_path, (w, h), image_id))
+    mask = None if mask_paths is None else load_gt_mask(mask_root, mask_paths, ignore_path, (w, h), image_id)
     return score_image(st, smap, gt, mask, where=where)
 
 
@@ -163,8 +168,10 @@ def read_predictions(path: str | os.PathLike, image_ids: Sequence[str]) -> dict[
         preds[parts[0]] = vals
     missing = [i for i in image_ids if i not in preds]
     if missing:
-        raise InputError(f"{p}: no predictions for {len(missing)} of {len(image_ids)} images, e.g. "
-                         + ", ".join(repr(m) for m in missing[:MISSING_SHOWN]))
+        raise InputError(
+            f"{p}: no predictions for {len(missing)} of {len(image_ids)} images, e.g. "
+            + ", ".join(repr(m) for m in missing[:MISSING_SHOWN])
+        )
     return preds
 
 
@@ -174,8 +181,9 @@ def _check_files(scoremap_dir: Path, image_ids: Sequence[str]) -> list[Path]:
     if missing:
         shown = "\n  ".join(str(scoremap_path(scoremap_dir, i)) for i in missing[:MISSING_SHOWN])
         more = f"\n  ... and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
-        raise InputError(f"{len(missing)} of {len(image_ids)} score maps are missing in {scoremap_dir}:"
-                         f"\n  {shown}{more}")
+        raise InputError(
+            f"{len(missing)} of {len(image_ids)} score maps are missing in {scoremap_dir}:\n  {shown}{more}"
+        )
     return paths
 
 
@@ -188,8 +196,11 @@ SMALL_SPLIT_LEVELS = 3000
 def _small_split(n_images: int, st: MetricSettings) -> bool:
     from eval import sweep as sweep_module
 
-    return (st.method == "auto" and sweep_module._kernel is None
-            and n_images * min(len(st.thresholds), 255) <= SMALL_SPLIT_LEVELS)
+    return (
+        st.method == "auto"
+        and sweep_module._kernel is None
+        and n_images * min(len(st.thresholds), 255) <= SMALL_SPLIT_LEVELS
+    )
 
 
 def _chunksize(n_images: int, workers: int) -> int:
@@ -198,11 +209,17 @@ def _chunksize(n_images: int, workers: int) -> int:
     return max(1, min(16, n_images // (16 * max(1, workers))))
 
 
-def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.PathLike,
-                       settings: MetricSettings | None = None, *, mask_root: str | os.PathLike | None = None,
-                       predictions: str | os.PathLike | None = None, workers: int | None = None,
-                       progress: Callable[[int, int], None] | None = None,
-                       **setting_changes) -> tuple[dict, dict]:
+def evaluate_scoremaps(
+    metadata_dir: str | os.PathLike,
+    scoremap_dir: str | os.PathLike,
+    settings: MetricSettings | None = None,
+    *,
+    mask_root: str | os.PathLike | None = None,
+    predictions: str | os.PathLike | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **setting_changes,
+) -> tuple[dict, dict]:
     """Evaluate saved score maps against a wsolevaluation split.
 
     Returns ``(result, per_image)``: ``result`` is the JSON-ready dict (see :mod:`eval.results`),
@@ -221,8 +238,10 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
     if meta.kind == "none":
         raise InputError(f"{metadata_dir}: localization.txt is empty or missing: nothing to evaluate")
     if meta.kind == "masks" and mask_root is None:
-        raise InputError(f"{metadata_dir} holds masks (OpenImages layout): pass --mask-root, the folder "
-                         "the mask paths of localization.txt are relative to")
+        raise InputError(
+            f"{metadata_dir} holds masks (OpenImages layout): pass --mask-root, the folder "
+            "the mask paths of localization.txt are relative to"
+        )
     if mask_root is not None and not Path(mask_root).is_dir():
         raise InputError(f"mask root {mask_root} is not a folder")
     sdir = Path(scoremap_dir)
@@ -242,16 +261,23 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
     root = None if mask_root is None else str(mask_root)
     small = boxes_mode and _small_split(len(ids), st)
     job_st = st.replace(method="opencv") if small else st
-    jobs = ((iid, p, meta.boxes[iid] if boxes_mode else None,
-             meta.sizes.get(iid) if boxes_mode else None,
-             None if boxes_mode else meta.masks.get(iid),
-             None if boxes_mode else meta.ignore.get(iid), root, job_st)
-            for iid, p in zip(ids, paths))
+    jobs = (
+        (
+            iid,
+            p,
+            meta.boxes[iid] if boxes_mode else None,
+            meta.sizes.get(iid) if boxes_mode else None,
+            None if boxes_mode else meta.masks.get(iid),
+            None if boxes_mode else meta.ignore.get(iid),
+            root,
+            job_st,
+        )
+        for iid, p in zip(ids, paths)
+    )
     n_workers = default_workers() if workers is None else max(1, int(workers))
     if small:
         n_workers = 1
-    with SweepPool(n_workers, chunksize=_chunksize(len(ids), n_workers),
-                   kernel=boxes_mode and not small) as pool:
+    with SweepPool(n_workers, chunksize=_chunksize(len(ids), n_workers), kernel=boxes_mode and not small) as pool:
         for k, score in enumerate(pool.imap(_score_one, jobs)):
             iid = ids[k]
             ev.add(iid, score, meta.labels.get(iid), preds[iid] if preds is not None else None)
@@ -267,8 +293,11 @@ def evaluate_scoremaps(metadata_dir: str | os.PathLike, scoremap_dir: str | os.P
         result["predictions"] = str(predictions)
     curve = result.pop("BoxAcc_curve", None)
     result["settings"] = {
-        "metadata_dir": str(metadata_dir), "scoremap_dir": str(scoremap_dir), "mask_root": root,
-        "workers": n_workers, "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
+        "metadata_dir": str(metadata_dir),
+        "scoremap_dir": str(scoremap_dir),
+        "mask_root": root,
+        "workers": n_workers,
+        "versions": {"numpy": np.__version__, "opencv": cv2.__version__},
     }
     if curve is not None:
         result["BoxAcc_curve"] = curve  # long lists last

@@ -16,8 +16,14 @@ import numpy as np
 
 from eval.errors import InputError
 
-__all__ = ["MetricSettings", "DEFAULT_CAM_CURVE_INTERVAL", "DEFAULT_IOU_THRESHOLDS", "DEFAULT_SIGMA",
-           "thresholds_from_interval", "pxap_edges"]
+__all__ = [
+    "MetricSettings",
+    "DEFAULT_CAM_CURVE_INTERVAL",
+    "DEFAULT_IOU_THRESHOLDS",
+    "DEFAULT_SIGMA",
+    "thresholds_from_interval",
+    "pxap_edges",
+]
 
 DEFAULT_CAM_CURVE_INTERVAL = 0.01
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (30, 50, 70)
@@ -82,8 +88,12 @@ class MetricSettings:
             raise InputError("give at least one IoU threshold")
         set_(self, "multi_contour", bool(self.multi_contour))
         set_(self, "sigma", float(self.sigma))
-        for name, allowed in (("normalize", _NORMALIZE), ("binarize", _BINARIZE),
-                              ("iou_compare", _BINARIZE), ("method", _METHODS)):
+        for name, allowed in (
+            ("normalize", _NORMALIZE),
+            ("binarize", _BINARIZE),
+            ("iou_compare", _BINARIZE),
+            ("method", _METHODS),
+        ):
             if getattr(self, name) not in allowed:
                 raise InputError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
         set_(self, "thresholds", thresholds_from_interval(self.cam_curve_interval))
@@ -91,8 +101,11 @@ class MetricSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The options as plain JSON values (the derived arrays left out)."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self) if f.init}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in dataclasses.fields(self)
+            if f.init
+        }
 
     def replace(self, **changes: Any) -> MetricSettings:
         """A copy with ``changes`` (derived arrays rebuilt)."""

@@ -20,8 +20,14 @@ import numpy as np
 
 from eval.errors import InputError
 
-__all__ = ["DEFAULT_SEED", "DEFAULT_RESAMPLES", "bootstrap_ci", "bootstrap_ci_weighted",
-           "mcnemar_exact", "align_paired"]
+__all__ = [
+    "DEFAULT_SEED",
+    "DEFAULT_RESAMPLES",
+    "bootstrap_ci",
+    "bootstrap_ci_weighted",
+    "mcnemar_exact",
+    "align_paired",
+]
 
 DEFAULT_SEED = 0
 DEFAULT_RESAMPLES = 1000
@@ -32,8 +38,14 @@ def _check_level(level: float) -> None:
         raise InputError(f"confidence level must be in (0, 1), got {level!r}")
 
 
-def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED, scale: float = 1.0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray,
+    *,
+    level: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    scale: float = 1.0,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``scale * mean(values)``: ``(low, high)``.
 
     ``values``: float or bool ``[N]`` per-image values (e.g. hits as 0/1). Resampling N images with
@@ -61,9 +73,15 @@ def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, resamples: int = DE
     return float(lo * scale), float(hi * scale)
 
 
-def bootstrap_ci_weighted(records: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], *,
-                          level: float = 0.95, resamples: int = DEFAULT_RESAMPLES,
-                          seed: int = DEFAULT_SEED, chunk: int = 100) -> tuple[float, float]:
+def bootstrap_ci_weighted(
+    records: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    level: float = 0.95,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    chunk: int = 100,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``statistic(sum of resampled per-image records)``.
 
     ``records``: ``[N, ...]`` additive per-image records (e.g. histograms); a resample of the N
@@ -108,8 +126,9 @@ def _binom_tail_le(k: int, n: int) -> float:
             term = term * (n - i) // (i + 1)
             total += term
         return total / (1 << n)  # exact big-integer ratio, correctly rounded
-    logs = np.array([math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)
-                     for x in range(k + 1)]) - n * math.log(2.0)
+    logs = np.array(
+        [math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1) for x in range(k + 1)]
+    ) - n * math.log(2.0)
     m = logs.max()
     return float(math.exp(m) * np.exp(logs - m).sum())
 
@@ -150,8 +169,9 @@ def mcnemar_exact(hits_a: np.ndarray, hits_b: np.ndarray) -> dict:
     }
 
 
-def align_paired(ids_a: Sequence[str], values_a: np.ndarray, ids_b: Sequence[str],
-                 values_b: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+def align_paired(
+    ids_a: Sequence[str], values_a: np.ndarray, ids_b: Sequence[str], values_b: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Pair two per-image records by image id: ``(ids, values_a, values_b)`` in the order of
     ``ids_a``. Raises :class:`InputError` naming a few ids when the image sets differ or repeat."""
     ia = list(ids_a)
@@ -166,7 +186,9 @@ def align_paired(ids_a: Sequence[str], values_a: np.ndarray, ids_b: Sequence[str
     only_a = [i for i in ia if i not in pos_b]
     only_b = sorted(set(ib) - set(ia))
     if only_a or only_b:
-        raise InputError(f"the two results cover different images: {len(only_a)} only in the first "
-                         f"(e.g. {only_a[:3]}), {len(only_b)} only in the second (e.g. {only_b[:3]})")
+        raise InputError(
+            f"the two results cover different images: {len(only_a)} only in the first "
+            f"(e.g. {only_a[:3]}), {len(only_b)} only in the second (e.g. {only_b[:3]})"
+        )
     order = np.asarray([pos_b[i] for i in ia], dtype=np.int64)
     return ia, va, vb[order]

@@ -48,8 +48,10 @@ class _SkipGuard:
         terminalreporter.section("skipped tests not in ALLOWED_SKIPS (tests/conftest.py)", red=True)
         for nodeid, reason in self.skipped:
             terminalreporter.line(f"{nodeid}: {reason}")
-        terminalreporter.line(f"{len(self.skipped)} unexpected skip(s) fail this run: fix the cause, or list "
-                              "the test with its reason in ALLOWED_SKIPS and in the README's test section")
+        terminalreporter.line(
+            f"{len(self.skipped)} unexpected skip(s) fail this run: fix the cause, or list "
+            "the test with its reason in ALLOWED_SKIPS and in the README's test section"
+        )
 
 
 def pytest_configure(config) -> None:
@@ -61,8 +63,11 @@ def shared_dir() -> Path:
     """The team's shared folder (``<repo>/../shared``): real metadata and checkpoint manifests.
     It must be there (CI checks it out beside the clone): a missing folder fails the test."""
     if not SHARED_DIR.is_dir():
-        pytest.fail(f"shared data folder {SHARED_DIR} is missing: check out the team's shared/ "
-                    "folder beside the repository (../shared)", pytrace=False)
+        pytest.fail(
+            f"shared data folder {SHARED_DIR} is missing: check out the team's shared/ "
+            "folder beside the repository (../shared)",
+            pytrace=False,
+        )
     return SHARED_DIR
 
 
@@ -85,8 +90,9 @@ def make_image(tmp_path):
     import numpy as np
     from PIL import Image
 
-    def _make(relpath: str, size: tuple[int, int] = (8, 6), mode: str = "RGB", seed: int = 0,
-              root: Path | None = None) -> Path:
+    def _make(
+        relpath: str, size: tuple[int, int] = (8, 6), mode: str = "RGB", seed: int = 0, root: Path | None = None
+    ) -> Path:
         path = (root or tmp_path) / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(seed)
@@ -104,8 +110,7 @@ def tiny_synth(tmp_path_factory) -> Path:
     from wsol.data import SynthConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("tiny_synth") / "data"
-    generate_synthetic(root, SynthConfig(classes=3, train_per_class=12, val_per_class=2,
-                                         test_per_class=6, seed=0))
+    generate_synthetic(root, SynthConfig(classes=3, train_per_class=12, val_per_class=2, test_per_class=6, seed=0))
     return root
 
 

@@ -89,11 +89,13 @@ def _data_args(root: Path) -> list[str]:
 
 def _test_records(tiny_synth: Path) -> list[tuple[str, int, tuple[int, int, int, int]]]:
     """``(image_id, label, inclusive box)`` of the test images, read from the CUB text files."""
+
     def table(name: str) -> dict[str, list[str]]:
         return {p[0]: p[1:] for p in (ln.split() for ln in (tiny_synth / name).read_text().splitlines())}
 
-    images, labels, split, boxes = (table(n) for n in ("images.txt", "image_class_labels.txt",
-                                                       "synthetic_split.txt", "bounding_boxes.txt"))
+    images, labels, split, boxes = (
+        table(n) for n in ("images.txt", "image_class_labels.txt", "synthetic_split.txt", "bounding_boxes.txt")
+    )
     out = []
     for iid, (rel,) in images.items():
         if split[iid] == ["test"]:
@@ -124,8 +126,9 @@ def _check(capsys, args: list[str]) -> dict:
 
 
 def _listed(report: dict, file: str, line: int | None, text: str) -> None:
-    hits = [p for p in report["problems"] if Path(p["file"]).name == file and p["line"] == line
-            and text in p["message"]]
+    hits = [
+        p for p in report["problems"] if Path(p["file"]).name == file and p["line"] == line and text in p["message"]
+    ]
     assert hits, f"no problem {file}:{line} ~ {text!r} in {report['problems']}"
 
 
@@ -158,14 +161,31 @@ def test_corrupt_jpeg_names_the_file_and_annotation_line(damage, data, tiny_chec
     assert not (tmp_path / "r.json").exists()
     # --debug: the exception (hence the traceback) comes through
     with pytest.raises(UserError, match="test_0000.jpg"):
-        main(["evaluate", "--debug", "--no-progress", "--device", "cpu", "--workers", "0",
-              "--checkpoint", str(tiny_checkpoint), *_data_args(data), "--output", str(tmp_path / "d.json")])
+        main(
+            [
+                "evaluate",
+                "--debug",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                *_data_args(data),
+                "--output",
+                str(tmp_path / "d.json"),
+            ]
+        )
 
 
 def test_missing_image_names_the_file_and_annotation_line(data, tiny_checkpoint, tmp_path, capsys):
     victim = data / "images" / "002.hue120" / "test_0004.png"
-    lineno = next(i for i, ln in enumerate((data / "images.txt").read_text().splitlines(), 1)
-                  if ln.endswith(" 002.hue120/test_0004.png"))
+    lineno = next(
+        i
+        for i, ln in enumerate((data / "images.txt").read_text().splitlines(), 1)
+        if ln.endswith(" 002.hue120/test_0004.png")
+    )
     victim.unlink()
     rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_data_args(data), "--output", str(tmp_path / "r.json")])
     _user_error(capsys, rc, str(victim), "does not exist", f"images.txt:{lineno}")
@@ -176,8 +196,14 @@ def test_missing_image_names_the_file_and_annotation_line(data, tiny_checkpoint,
 
 def test_greyscale_cmyk_rgba_palette_and_16bit_images_are_converted(data, tiny_checkpoint, tmp_path):
     """Other modes are converted to 8-bit RGB, and give the same numbers as their RGB equivalent."""
-    rng_ids = ["001.hue000/test_0001.png", "001.hue000/test_0002.png", "002.hue120/test_0000.png",
-               "002.hue120/test_0001.png", "003.hue240/test_0000.png", "003.hue240/test_0001.png"]
+    rng_ids = [
+        "001.hue000/test_0001.png",
+        "001.hue000/test_0002.png",
+        "002.hue120/test_0000.png",
+        "002.hue120/test_0001.png",
+        "003.hue240/test_0000.png",
+        "003.hue240/test_0001.png",
+    ]
     ref = tmp_path / "ref"  # the same tree where each changed image is its exact RGB conversion
     shutil.copytree(data, ref)
     lines = (data / "images.txt").read_text().splitlines()
@@ -230,8 +256,9 @@ CUB_CASES = [
 
 
 @pytest.mark.parametrize("case,file,text,line,words,nlines", CUB_CASES, ids=[c[0] for c in CUB_CASES])
-def test_bad_cub_annotation_is_listed_and_refused(case, file, text, line, words, nlines, data,
-                                                  tiny_checkpoint, tmp_path, capsys):
+def test_bad_cub_annotation_is_listed_and_refused(
+    case, file, text, line, words, nlines, data, tiny_checkpoint, tmp_path, capsys
+):
     if case == "duplicate_image_id":
         _append(data / file, text)
     else:
@@ -244,9 +271,13 @@ def test_bad_cub_annotation_is_listed_and_refused(case, file, text, line, words,
 
 def test_duplicate_image_path_in_cub_files(data, tiny_checkpoint, tmp_path, capsys):
     """Two image numbers naming the same file would count that image twice."""
-    for name, text in [("images.txt", "61 001.hue000/test_0000.png"), ("image_class_labels.txt", "61 1"),
-                       ("synthetic_split.txt", "61 test"), ("train_test_split.txt", "61 0"),
-                       ("bounding_boxes.txt", "61 5.0 5.0 10.0 10.0")]:
+    for name, text in [
+        ("images.txt", "61 001.hue000/test_0000.png"),
+        ("image_class_labels.txt", "61 1"),
+        ("synthetic_split.txt", "61 test"),
+        ("train_test_split.txt", "61 0"),
+        ("bounding_boxes.txt", "61 5.0 5.0 10.0 10.0"),
+    ]:
         _append(data / name, text)
     report = _check(capsys, ["--format", "synthetic", "--root", str(data), "--annotations-only"])
     _listed(report, "images.txt", 61, "001.hue000/test_0000.png")
@@ -278,7 +309,15 @@ def _edit_meta(meta: Path, file: str, line: int, make) -> None:
 #  line reported, words, lines of the error)
 META_CASES = [
     # inclusive boxes: x1 = x0 - 1 is zero width ((x1 - x0 + 1) = 0)
-    ("zero_area_box", "localization.txt", 2, lambda i: f"{i},10,10,9,20", 2, "invalid inclusive box (10, 10, 9, 20)", 1),
+    (
+        "zero_area_box",
+        "localization.txt",
+        2,
+        lambda i: f"{i},10,10,9,20",
+        2,
+        "invalid inclusive box (10, 10, 9, 20)",
+        1,
+    ),
     ("box_outside_image", "localization.txt", 3, lambda i: f"{i},0,0,64,10", 3, "outside the recorded 64x64", 1),
     ("duplicate_image_id", "image_ids.txt", None, None, 19, "duplicate image id", 1),
     # the malformed line, and its image left without a box / a label
@@ -289,17 +328,29 @@ META_CASES = [
 
 
 @pytest.mark.parametrize("case,file,line,make,reported,words,nlines", META_CASES, ids=[c[0] for c in META_CASES])
-def test_bad_wsolevaluation_metadata_is_listed_and_refused(case, file, line, make, reported, words, nlines, meta,
-                                                           tiny_synth, tiny_checkpoint, tmp_path, capsys):
+def test_bad_wsolevaluation_metadata_is_listed_and_refused(
+    case, file, line, make, reported, words, nlines, meta, tiny_synth, tiny_checkpoint, tmp_path, capsys
+):
     if make is None:
         _append(meta / file, (meta / file).read_text().splitlines()[0])
     else:
         _edit_meta(meta, file, line, make)
-    report = _check(capsys, ["--format", "wsolevaluation", "--root", str(tiny_synth / "images"),
-                             "--metadata-dir", str(meta), "--annotations-only"])
+    report = _check(
+        capsys,
+        [
+            "--format",
+            "wsolevaluation",
+            "--root",
+            str(tiny_synth / "images"),
+            "--metadata-dir",
+            str(meta),
+            "--annotations-only",
+        ],
+    )
     _listed(report, file, reported, words)
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval_args(tiny_synth, meta),
-                    "--output", str(tmp_path / "r.json")])
+    rc = _evaluate(
+        ["--checkpoint", str(tiny_checkpoint), *_wsoleval_args(tiny_synth, meta), "--output", str(tmp_path / "r.json")]
+    )
     _user_error(capsys, rc, f"{file}:{reported}", words, lines=nlines)
 
 
@@ -308,11 +359,24 @@ def test_wsolevaluation_label_beyond_the_classes(meta, tiny_synth, tiny_checkpoi
     ``data check --num-classes`` and by ``evaluate`` against the checkpoint's classifier."""
     _edit_meta(meta, "class_labels.txt", 5, lambda i: f"{i},7")
     victim = (meta / "image_ids.txt").read_text().splitlines()[4]
-    report = _check(capsys, ["--format", "wsolevaluation", "--root", str(tiny_synth / "images"),
-                             "--metadata-dir", str(meta), "--annotations-only", "--num-classes", "3"])
+    report = _check(
+        capsys,
+        [
+            "--format",
+            "wsolevaluation",
+            "--root",
+            str(tiny_synth / "images"),
+            "--metadata-dir",
+            str(meta),
+            "--annotations-only",
+            "--num-classes",
+            "3",
+        ],
+    )
     _listed(report, "class_labels.txt", 5, "label 7")
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval_args(tiny_synth, meta),
-                    "--output", str(tmp_path / "r.json")])
+    rc = _evaluate(
+        ["--checkpoint", str(tiny_checkpoint), *_wsoleval_args(tiny_synth, meta), "--output", str(tmp_path / "r.json")]
+    )
     _user_error(capsys, rc, "label 7", victim, "class_labels.txt:5", "3 outputs")
 
 
@@ -357,10 +421,21 @@ def _bad_map(kind: str) -> np.ndarray:
     return m
 
 
-MAP_CASES = {"nan": "NaN", "inf": "inf", "minus_inf": "inf", "three_d": "2-D", "rgb_like": "2-D",
-             "empty": "empty", "uint8": "dtype uint8", "int64": "dtype int64", "bool": "dtype bool",
-             "out_of_range": "[0, 1]", "object": "not a readable .npy", "corrupt": "not a readable .npy",
-             "missing": "missing"}
+MAP_CASES = {
+    "nan": "NaN",
+    "inf": "inf",
+    "minus_inf": "inf",
+    "three_d": "2-D",
+    "rgb_like": "2-D",
+    "empty": "empty",
+    "uint8": "dtype uint8",
+    "int64": "dtype int64",
+    "bool": "dtype bool",
+    "out_of_range": "[0, 1]",
+    "object": "not a readable .npy",
+    "corrupt": "not a readable .npy",
+    "missing": "missing",
+}
 
 
 @pytest.mark.parametrize("kind", list(MAP_CASES))
@@ -375,8 +450,20 @@ def test_bad_scoremap_names_the_image(kind, meta, scoremaps, tmp_path, capsys):
         path.unlink()
     else:
         np.save(path, _bad_map(kind))
-    rc = main(["evaluate-scoremaps", "--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps),
-               "--workers", "1", "--no-progress", "--output", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "evaluate-scoremaps",
+            "--metadata-dir",
+            str(meta),
+            "--scoremap-dir",
+            str(scoremaps),
+            "--workers",
+            "1",
+            "--no-progress",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     _user_error(capsys, rc, victim, MAP_CASES[kind], cmd="evaluate-scoremaps", lines=2 if kind == "missing" else 1)
     assert not (tmp_path / "r.json").exists()
 
@@ -385,8 +472,21 @@ def test_scoremap_error_traceback_only_with_debug(meta, scoremaps, tmp_path):
     """The real stderr of a real process (evaluate-scoremaps starts without torch: cheap)."""
     victim = (meta / "image_ids.txt").read_text().splitlines()[0]
     np.save(scoremaps / f"{victim}.npy", _bad_map("nan"))
-    cmd = [sys.executable, "-m", "wsol", "evaluate-scoremaps", "--metadata-dir", str(meta),
-           "--scoremap-dir", str(scoremaps), "--workers", "1", "--no-progress", "--output", str(tmp_path / "r.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wsol",
+        "evaluate-scoremaps",
+        "--metadata-dir",
+        str(meta),
+        "--scoremap-dir",
+        str(scoremaps),
+        "--workers",
+        "1",
+        "--no-progress",
+        "--output",
+        str(tmp_path / "r.json"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     plain = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
@@ -418,17 +518,41 @@ def test_nan_weights_give_an_error_naming_the_image(where, tiny_synth, tmp_path,
             bias = [n for n in params if n.endswith("bias")][-1]  # the classifier's bias
             params[bias][1] = float("nan")
     ckpt = save_checkpoint(tmp_path / "nan.pt", model)
-    rc = _evaluate(["--checkpoint", str(ckpt), *_data_args(tiny_synth), "--batch-size", "4",
-                    "--output", str(tmp_path / "r.json")])
+    rc = _evaluate(
+        ["--checkpoint", str(ckpt), *_data_args(tiny_synth), "--batch-size", "4", "--output", str(tmp_path / "r.json")]
+    )
     _user_error(capsys, rc, FIRST_TEST, "not finite")
     with pytest.raises((CAMInputError, UserError), match="test_0000.png"):
-        main(["evaluate", "--debug", "--no-progress", "--device", "cpu", "--workers", "0", "--checkpoint",
-              str(ckpt), *_data_args(tiny_synth), "--output", str(tmp_path / "d.json")])
+        main(
+            [
+                "evaluate",
+                "--debug",
+                "--no-progress",
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--checkpoint",
+                str(ckpt),
+                *_data_args(tiny_synth),
+                "--output",
+                str(tmp_path / "d.json"),
+            ]
+        )
 
 
 def test_checkpoint_of_the_wrong_architecture(tiny_checkpoint, tiny_synth, tmp_path, capsys):
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), "--arch", "vgg16", *_data_args(tiny_synth),
-                    "--output", str(tmp_path / "r.json")])
+    rc = _evaluate(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--arch",
+            "vgg16",
+            *_data_args(tiny_synth),
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     _user_error(capsys, rc, str(tiny_checkpoint), "'vgg16'", "missing key", "small_cnn")
 
 
@@ -445,8 +569,17 @@ def test_truncated_checkpoint(tiny_checkpoint, tiny_synth, tmp_path, capsys):
     rc = _evaluate(["--checkpoint", str(ckpt), *_data_args(tiny_synth), "--output", str(tmp_path / "r.json")])
     _user_error(capsys, rc, str(ckpt), "truncated or corrupt")
     with pytest.raises(UserError, match="cut.pt"):
-        main(["evaluate", "--debug", "--checkpoint", str(ckpt), *_data_args(tiny_synth),
-              "--output", str(tmp_path / "d.json")])
+        main(
+            [
+                "evaluate",
+                "--debug",
+                "--checkpoint",
+                str(ckpt),
+                *_data_args(tiny_synth),
+                "--output",
+                str(tmp_path / "d.json"),
+            ]
+        )
 
 
 def _plant(marker: str) -> None:
@@ -480,8 +613,21 @@ def test_pickle_checkpoint_that_would_run_code_is_refused(tiny_synth, tmp_path, 
 def test_skip_bad_counts_and_lists_a_missing_file(data, tiny_checkpoint, tmp_path, capsys):
     (data / "images" / "003.hue240" / "test_0005.png").unlink()
     out = tmp_path / "r.json"
-    assert _evaluate(["--checkpoint", str(tiny_checkpoint), *_data_args(data), "--skip-bad",
-                      "--batch-size", "4", "--output", str(out)]) == 0
+    assert (
+        _evaluate(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                *_data_args(data),
+                "--skip-bad",
+                "--batch-size",
+                "4",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert res["num_skipped"] == 1 and res["num_images"] == 17
     (skip,) = res["skipped"]

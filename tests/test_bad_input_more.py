@@ -43,9 +43,23 @@ FIRST_TEST_LINE = 43
 WORKERS = pytest.mark.parametrize("workers", [None, "2"], ids=["default_workers", "workers2"])
 
 # what must be identical between two runs on the same data (not timings, paths or file names)
-METRICS = ("num_images", "cam_curve_interval", "MaxBoxAcc", "MaxBoxAccV2", "best_threshold", "PxAP", "ci95",
-           "top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls", "BoxAcc_curve", "num_skipped",
-           "num_without_gt_in_frame")
+METRICS = (
+    "num_images",
+    "cam_curve_interval",
+    "MaxBoxAcc",
+    "MaxBoxAccV2",
+    "best_threshold",
+    "PxAP",
+    "ci95",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "top1_cls",
+    "top5_cls",
+    "BoxAcc_curve",
+    "num_skipped",
+    "num_without_gt_in_frame",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,11 +136,13 @@ def _dirty(path: Path, *, bom: bool, crlf: bool, final_newline: bool = True) -> 
 
 def _test_records(tiny_synth: Path) -> list[tuple[str, int, tuple[int, int, int, int]]]:
     """``(image_id, label, inclusive box)`` of the test images, read from the CUB text files."""
+
     def table(name: str) -> dict[str, list[str]]:
         return {p[0]: p[1:] for p in (ln.split() for ln in (tiny_synth / name).read_text().splitlines())}
 
-    images, labels, split, boxes = (table(n) for n in ("images.txt", "image_class_labels.txt",
-                                                       "synthetic_split.txt", "bounding_boxes.txt"))
+    images, labels, split, boxes = (
+        table(n) for n in ("images.txt", "image_class_labels.txt", "synthetic_split.txt", "bounding_boxes.txt")
+    )
     out = []
     for iid, (rel,) in images.items():
         if split[iid] == ["test"]:
@@ -141,10 +157,11 @@ def _write_meta(folder: Path, recs, sizes: dict[str, tuple[int, int]] | None = N
     (folder / "image_ids.txt").write_text("".join(f"{i}\n" for i, _, _ in recs), encoding="utf-8")
     (folder / "class_labels.txt").write_text("".join(f"{i},{lab}\n" for i, lab, _ in recs), encoding="utf-8")
     (folder / "image_sizes.txt").write_text(
-        "".join(f"{i},{sizes.get(i, (64, 64))[0]},{sizes.get(i, (64, 64))[1]}\n" for i, _, _ in recs),
-        encoding="utf-8")
-    (folder / "localization.txt").write_text("".join(f"{i},{b[0]},{b[1]},{b[2]},{b[3]}\n" for i, _, b in recs),
-                                             encoding="utf-8")
+        "".join(f"{i},{sizes.get(i, (64, 64))[0]},{sizes.get(i, (64, 64))[1]}\n" for i, _, _ in recs), encoding="utf-8"
+    )
+    (folder / "localization.txt").write_text(
+        "".join(f"{i},{b[0]},{b[1]},{b[2]},{b[3]}\n" for i, _, b in recs), encoding="utf-8"
+    )
     return folder
 
 
@@ -178,9 +195,29 @@ def scoremaps(meta, tmp_path) -> Path:
 def clean_synthetic(tiny_synth, tiny_checkpoint, tmp_path_factory) -> Path:
     """The result JSON of ``wsol evaluate`` on the untouched tiny tree (the reference numbers)."""
     out = tmp_path_factory.mktemp("clean") / "r.json"
-    assert _single_thread(lambda: main(["evaluate", "--no-progress", "--device", "cpu", "--workers", "0",
-                                        "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic",
-                                        "--data-root", str(tiny_synth), "--output", str(out)])) == 0
+    assert (
+        _single_thread(
+            lambda: main(
+                [
+                    "evaluate",
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                    "--workers",
+                    "0",
+                    "--checkpoint",
+                    str(tiny_checkpoint),
+                    "--dataset",
+                    "synthetic",
+                    "--data-root",
+                    str(tiny_synth),
+                    "--output",
+                    str(out),
+                ]
+            )
+        )
+        == 0
+    )
     return out
 
 
@@ -195,45 +232,85 @@ def _wsoleval(images: Path, meta: Path) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # UTF-8 BOM and CRLF line ends
 
-DIRT = {"bom": {"bom": True, "crlf": False}, "crlf": {"bom": False, "crlf": True},
-        "bom_crlf": {"bom": True, "crlf": True},
-        "bom_crlf_no_final_newline": {"bom": True, "crlf": True, "final_newline": False}}
+DIRT = {
+    "bom": {"bom": True, "crlf": False},
+    "crlf": {"bom": False, "crlf": True},
+    "bom_crlf": {"bom": True, "crlf": True},
+    "bom_crlf_no_final_newline": {"bom": True, "crlf": True, "final_newline": False},
+}
 
 
 @WORKERS
 @pytest.mark.parametrize("dirt", list(DIRT))
-def test_bom_and_crlf_wsolevaluation_metadata_give_the_same_scoremap_numbers(dirt, workers, meta, scoremaps,
-                                                                             tmp_path, capsys):
+def test_bom_and_crlf_wsolevaluation_metadata_give_the_same_scoremap_numbers(
+    dirt, workers, meta, scoremaps, tmp_path, capsys
+):
     dirty = tmp_path / "dirty"
     shutil.copytree(meta, dirty)
     for f in dirty.iterdir():
         _dirty(f, **DIRT[dirt])
     assert (dirty / "image_ids.txt").read_bytes() != (meta / "image_ids.txt").read_bytes()
     for name, folder in (("clean", meta), ("dirty", dirty)):
-        rc = _scoremaps_cli(["--metadata-dir", str(folder), "--scoremap-dir", str(scoremaps),
-                             "--output", str(tmp_path / f"{name}.json")], workers)
+        rc = _scoremaps_cli(
+            [
+                "--metadata-dir",
+                str(folder),
+                "--scoremap-dir",
+                str(scoremaps),
+                "--output",
+                str(tmp_path / f"{name}.json"),
+            ],
+            workers,
+        )
         assert rc == 0, capsys.readouterr().err
     _same_result(tmp_path / "dirty.json", tmp_path / "clean.json")
-    assert main(["data", "check", "--format", "wsolevaluation", "--root", "/nonexistent", "--metadata-dir",
-                 str(dirty), "--annotations-only"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "--format",
+                "wsolevaluation",
+                "--root",
+                "/nonexistent",
+                "--metadata-dir",
+                str(dirty),
+                "--annotations-only",
+            ]
+        )
+        == 0
+    )
 
 
 @WORKERS
-def test_bom_and_crlf_wsolevaluation_metadata_give_the_same_evaluate_numbers(workers, meta, tiny_synth,
-                                                                             tiny_checkpoint, tmp_path):
+def test_bom_and_crlf_wsolevaluation_metadata_give_the_same_evaluate_numbers(
+    workers, meta, tiny_synth, tiny_checkpoint, tmp_path
+):
     dirty = tmp_path / "dirty"
     shutil.copytree(meta, dirty)
     for f in dirty.iterdir():
         _dirty(f, bom=True, crlf=True)
     for name, folder in (("clean", meta), ("dirty", dirty)):
-        assert _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval(tiny_synth / "images", folder),
-                          "--output", str(tmp_path / f"{name}.json")], workers) == 0
+        assert (
+            _evaluate(
+                [
+                    "--checkpoint",
+                    str(tiny_checkpoint),
+                    *_wsoleval(tiny_synth / "images", folder),
+                    "--output",
+                    str(tmp_path / f"{name}.json"),
+                ],
+                workers,
+            )
+            == 0
+        )
     _same_result(tmp_path / "dirty.json", tmp_path / "clean.json")
 
 
 @WORKERS
-def test_bom_and_crlf_cub_files_give_the_same_numbers(workers, data, tiny_checkpoint, clean_synthetic, tmp_path,
-                                                      capsys):
+def test_bom_and_crlf_cub_files_give_the_same_numbers(
+    workers, data, tiny_checkpoint, clean_synthetic, tmp_path, capsys
+):
     for f in [*data.glob("*.txt"), data / "synthetic.json"]:
         _dirty(f, bom=True, crlf=True)
     assert (data / "images.txt").read_bytes().startswith(b"\xef\xbb\xbf1 ")
@@ -273,16 +350,19 @@ def _odd(rel: str) -> str:
 
 
 @WORKERS
-def test_image_paths_with_spaces_and_non_ascii_cub(workers, tiny_synth, tiny_checkpoint, clean_synthetic,
-                                                   tmp_path, capsys):
+def test_image_paths_with_spaces_and_non_ascii_cub(
+    workers, tiny_synth, tiny_checkpoint, clean_synthetic, tmp_path, capsys
+):
     root = tmp_path / ODD_DIR / "data"
     shutil.copytree(tiny_synth, root)
     lines = []
     for line in (root / "images.txt").read_text().splitlines():
         num, rel = line.split(" ", 1)
         new = _odd(rel)
-        for folder, old_rel, new_rel in (("images", rel, new), ("segmentations", Path(rel).with_suffix(".png"),
-                                                                 Path(new).with_suffix(".png"))):
+        for folder, old_rel, new_rel in (
+            ("images", rel, new),
+            ("segmentations", Path(rel).with_suffix(".png"), Path(new).with_suffix(".png")),
+        ):
             (root / folder / new_rel).parent.mkdir(parents=True, exist_ok=True)
             (root / folder / old_rel).rename(root / folder / new_rel)
         lines.append(f"{num} {new}")
@@ -297,27 +377,47 @@ def test_image_paths_with_spaces_and_non_ascii_cub(workers, tiny_synth, tiny_che
 
 
 @WORKERS
-def test_image_paths_with_spaces_and_non_ascii_wsolevaluation(workers, tiny_synth, tiny_checkpoint, meta,
-                                                              scoremaps, tmp_path, capsys):
+def test_image_paths_with_spaces_and_non_ascii_wsolevaluation(
+    workers, tiny_synth, tiny_checkpoint, meta, scoremaps, tmp_path, capsys
+):
     images = tmp_path / ODD_DIR / "images"
     odd_maps = tmp_path / ODD_DIR / "maps ü"
     recs = [(_odd(i), lab, box) for i, lab, box in _test_records(tiny_synth)]
     for (iid, _, _), (old, _, _) in zip(recs, _test_records(tiny_synth)):
-        for src, dst in ((tiny_synth / "images" / old, images / iid),
-                         (scoremaps / f"{old}.npy", odd_maps / f"{iid}.npy")):
+        for src, dst in (
+            (tiny_synth / "images" / old, images / iid),
+            (scoremaps / f"{old}.npy", odd_maps / f"{iid}.npy"),
+        ):
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
     odd_meta = _write_meta(tmp_path / ODD_DIR / "méta", recs)
     # evaluate-scoremaps: same maps under odd names, same numbers
     for name, m, d in (("clean", meta, scoremaps), ("odd", odd_meta, odd_maps)):
-        assert _scoremaps_cli(["--metadata-dir", str(m), "--scoremap-dir", str(d),
-                               "--output", str(tmp_path / f"maps_{name}.json")], workers) == 0
+        assert (
+            _scoremaps_cli(
+                ["--metadata-dir", str(m), "--scoremap-dir", str(d), "--output", str(tmp_path / f"maps_{name}.json")],
+                workers,
+            )
+            == 0
+        )
     _same_result(tmp_path / "maps_odd.json", tmp_path / "maps_clean.json", ids_differ=True)
     # evaluate, saving its score maps under the odd names
     for name, m, root in (("clean", meta, tiny_synth / "images"), ("odd", odd_meta, images)):
-        assert _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval(root, m),
-                          "--save-scoremaps", str(tmp_path / ODD_DIR / f"saved {name}"),
-                          "--output", str(tmp_path / f"eval_{name}.json")], workers) == 0
+        assert (
+            _evaluate(
+                [
+                    "--checkpoint",
+                    str(tiny_checkpoint),
+                    *_wsoleval(root, m),
+                    "--save-scoremaps",
+                    str(tmp_path / ODD_DIR / f"saved {name}"),
+                    "--output",
+                    str(tmp_path / f"eval_{name}.json"),
+                ],
+                workers,
+            )
+            == 0
+        )
     _same_result(tmp_path / "eval_odd.json", tmp_path / "eval_clean.json", ids_differ=True)
     assert (tmp_path / ODD_DIR / "saved odd" / f"{recs[0][0]}.npy").is_file()
 
@@ -368,12 +468,17 @@ def test_exif_rotated_jpeg_through_evaluate(workers, tiny_synth, tiny_checkpoint
     for name in ("rotated.jpg", "plain.png"):
         iid = f"exif/{name}"
         m = _write_meta(tmp_path / f"meta_{name}", [*recs, (iid, *extra)], sizes={iid: (64, 48)})
-        assert main(["data", "check", "--format", "wsolevaluation", "--root", str(images),
-                     "--metadata-dir", str(m)]) == 0, capsys.readouterr().out
+        assert (
+            main(["data", "check", "--format", "wsolevaluation", "--root", str(images), "--metadata-dir", str(m)]) == 0
+        ), capsys.readouterr().out
         capsys.readouterr()
         results[name] = tmp_path / f"{name}.json"
-        assert _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval(images, m),
-                          "--output", str(results[name])], workers) == 0, capsys.readouterr().err
+        assert (
+            _evaluate(
+                ["--checkpoint", str(tiny_checkpoint), *_wsoleval(images, m), "--output", str(results[name])], workers
+            )
+            == 0
+        ), capsys.readouterr().err
     _same_result(results["rotated.jpg"], results["plain.png"], ids_differ=True)
     assert _numbers(results["rotated.jpg"])["num_images"] == 19
 
@@ -384,12 +489,14 @@ def test_exif_rotated_jpeg_through_evaluate(workers, tiny_synth, tiny_checkpoint
 
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header claims ``width x height`` RGB pixels (and holds almost no data)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 @WORKERS
@@ -400,8 +507,9 @@ def test_decompression_bomb_is_refused_with_one_line(workers, data, tiny_checkpo
     _png_header_only(victim, side, side)
     out = tmp_path / "r.json"
     rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_synthetic(data), "--output", str(out)], workers)
-    _one_line_error(capsys, rc, str(victim), f"images.txt:{FIRST_TEST_LINE}", "decompression-bomb limit",
-                    "400,000,000 pixels")
+    _one_line_error(
+        capsys, rc, str(victim), f"images.txt:{FIRST_TEST_LINE}", "decompression-bomb limit", "400,000,000 pixels"
+    )
     assert not out.exists()
     assert main(["data", "check", "--format", "synthetic", "--root", str(data)]) == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
@@ -431,14 +539,19 @@ def test_empty_wsolevaluation_split(tmp_path, capsys, tiny_checkpoint):
     for name in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt"):
         (empty / name).write_bytes(b"")
     (tmp_path / "maps").mkdir()
-    rc = _scoremaps_cli(["--metadata-dir", str(empty), "--scoremap-dir", str(tmp_path / "maps"),
-                         "--output", str(tmp_path / "r.json")], None)
+    rc = _scoremaps_cli(
+        ["--metadata-dir", str(empty), "--scoremap-dir", str(tmp_path / "maps"), "--output", str(tmp_path / "r.json")],
+        None,
+    )
     _one_line_error(capsys, rc, str(empty / "image_ids.txt"), "empty", cmd="evaluate-scoremaps")
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_wsoleval(tmp_path, empty),
-                    "--output", str(tmp_path / "e.json")], None)
+    rc = _evaluate(
+        ["--checkpoint", str(tiny_checkpoint), *_wsoleval(tmp_path, empty), "--output", str(tmp_path / "e.json")], None
+    )
     _one_line_error(capsys, rc, str(empty / "image_ids.txt"), "empty")
-    assert main(["data", "check", "--format", "wsolevaluation", "--root", str(tmp_path),
-                 "--metadata-dir", str(empty)]) == 1
+    assert (
+        main(["data", "check", "--format", "wsolevaluation", "--root", str(tmp_path), "--metadata-dir", str(empty)])
+        == 1
+    )
     (problem,) = json.loads(capsys.readouterr().out)["problems"]
     assert problem["file"] == str(empty / "image_ids.txt") and "empty" in problem["message"]
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "e.json").exists()
@@ -447,8 +560,9 @@ def test_empty_wsolevaluation_split(tmp_path, capsys, tiny_checkpoint):
 def test_empty_split_of_a_cub_tree(data, tiny_checkpoint, tmp_path, capsys):
     lines = (data / "synthetic_split.txt").read_text().splitlines()
     (data / "synthetic_split.txt").write_text("".join(ln.replace(" test", " train") + "\n" for ln in lines))
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_synthetic(data), "--output", str(tmp_path / "r.json")],
-                   None)
+    rc = _evaluate(
+        ["--checkpoint", str(tiny_checkpoint), *_synthetic(data), "--output", str(tmp_path / "r.json")], None
+    )
     _one_line_error(capsys, rc, str(data / "synthetic_split.txt"), "split 'test' has no image")
     assert main(["data", "check", "--format", "synthetic", "--root", str(data), "--annotations-only"]) == 1
     (problem,) = json.loads(capsys.readouterr().out)["problems"]
@@ -465,8 +579,9 @@ def test_empty_split_of_a_cub_tree(data, tiny_checkpoint, tmp_path, capsys):
 def test_unwritable_output_folder_evaluate_scoremaps(below, workers, meta, scoremaps, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    rc = _scoremaps_cli(["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps),
-                         "--output", str(blocker / below)], workers)
+    rc = _scoremaps_cli(
+        ["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps), "--output", str(blocker / below)], workers
+    )
     _one_line_error(capsys, rc, str(blocker), "not a folder", cmd="evaluate-scoremaps")
     assert blocker.read_text() == "a file, not a folder"
 
@@ -476,8 +591,9 @@ def test_unwritable_output_folder_evaluate_scoremaps(below, workers, meta, score
 def test_unwritable_output_folder_evaluate(below, workers, tiny_synth, tiny_checkpoint, tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_synthetic(tiny_synth),
-                    "--output", str(blocker / below)], workers)
+    rc = _evaluate(
+        ["--checkpoint", str(tiny_checkpoint), *_synthetic(tiny_synth), "--output", str(blocker / below)], workers
+    )
     _one_line_error(capsys, rc, str(blocker), "not a folder")
     assert blocker.read_text() == "a file, not a folder"
 
@@ -488,6 +604,7 @@ def test_unwritable_output_folder_evaluate(below, workers, tiny_synth, tiny_chec
 
 def _fail_fsync(monkeypatch) -> None:
     """Every fsync fails as on a full disk (the data of the temporary file cannot be stored)."""
+
     def fsync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -518,8 +635,9 @@ def test_failing_write_of_the_scoremap_result(how, meta, scoremaps, tmp_path, ca
         _fail_fsync(monkeypatch)
     else:
         _fail_rename_of(monkeypatch, "r.json")
-    rc = _scoremaps_cli(["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps),
-                         "--output", str(out_dir / "r.json")], None)
+    rc = _scoremaps_cli(
+        ["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps), "--output", str(out_dir / "r.json")], None
+    )
     why = "No space left on device" if how == "disk_full" else "Input/output error"
     _one_line_error(capsys, rc, str(out_dir), why, cmd="evaluate-scoremaps")
     assert _files(out_dir) == {}  # no result, no per-image CSV without its result, no temporary file
@@ -539,8 +657,9 @@ def test_failing_overwrite_keeps_the_old_scoremap_result(meta, scoremaps, tmp_pa
 
 
 @pytest.mark.parametrize("how", ["disk_full", "json_rename_fails"])
-def test_failing_write_of_the_evaluate_result(how, tiny_synth, tiny_checkpoint, clean_synthetic, tmp_path, capsys,
-                                              monkeypatch):
+def test_failing_write_of_the_evaluate_result(
+    how, tiny_synth, tiny_checkpoint, clean_synthetic, tmp_path, capsys, monkeypatch
+):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "r.json"
@@ -572,8 +691,9 @@ def slow_synth(tmp_path_factory) -> Path:
     from wsol.data import SynthConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("slow_synth") / "data"
-    generate_synthetic(root, SynthConfig(classes=3, train_per_class=1, val_per_class=1, test_per_class=80,
-                                         size=32, seed=1))
+    generate_synthetic(
+        root, SynthConfig(classes=3, train_per_class=1, val_per_class=1, test_per_class=80, size=32, seed=1)
+    )
     return root
 
 
@@ -583,9 +703,27 @@ SLOW = ["--batch-size", "1"]  # one log flush per image
 @pytest.fixture(scope="module")
 def slow_reference(slow_synth, tiny_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("slow_ref") / "r.json"
-    assert _single_thread(lambda: main(["evaluate", "--no-progress", "--device", "cpu", "--workers", "0", *SLOW,
-                                        "--checkpoint", str(tiny_checkpoint), *_synthetic(slow_synth),
-                                        "--output", str(out)])) == 0
+    assert (
+        _single_thread(
+            lambda: main(
+                [
+                    "evaluate",
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                    "--workers",
+                    "0",
+                    *SLOW,
+                    "--checkpoint",
+                    str(tiny_checkpoint),
+                    *_synthetic(slow_synth),
+                    "--output",
+                    str(out),
+                ]
+            )
+        )
+        == 0
+    )
     return out
 
 
@@ -593,13 +731,34 @@ def slow_reference(slow_synth, tiny_checkpoint, tmp_path_factory) -> Path:
 def test_sigint_during_evaluate_then_resume(workers, slow_synth, slow_reference, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "run" / "r.json"
     log = out.with_name("r.log.jsonl")
-    args = ["evaluate", "--no-progress", "--device", "cpu", *_workers(workers), *SLOW, "--checkpoint",
-            str(tiny_checkpoint), *_synthetic(slow_synth), "--output", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}  # a tiny model: one torch thread, as in-process
+    args = [
+        "evaluate",
+        "--no-progress",
+        "--device",
+        "cpu",
+        *_workers(workers),
+        *SLOW,
+        "--checkpoint",
+        str(tiny_checkpoint),
+        *_synthetic(slow_synth),
+        "--output",
+        str(out),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }  # a tiny model: one torch thread, as in-process
     # its own session: Ctrl-C signals the whole foreground process group (main process and workers)
-    proc = subprocess.Popen([sys.executable, "-m", "wsol", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsol", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (log.is_file() and log.read_text().count("\n") >= 5):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 CONFTEST = Path(__file__).resolve().parent / "conftest.py"
 
-TESTS = '''
+TESTS = """
 import pytest
 
 def test_ok():
@@ -28,7 +28,7 @@ def test_marked():
 @pytest.mark.xfail(reason="known bug", strict=True)
 def test_xfail():
     raise AssertionError
-'''
+"""
 
 
 def _run(tmp_path: Path, allowed: str, files: dict[str, str]) -> subprocess.CompletedProcess:
@@ -38,9 +38,26 @@ def _run(tmp_path: Path, allowed: str, files: dict[str, str]) -> subprocess.Comp
     (tmp_path / "conftest.py").write_text(conftest.replace(marker, f"ALLOWED_SKIPS: dict[str, str] = {allowed}"))
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbmake",
-                           "--rootdir", str(tmp_path), str(tmp_path)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:nbmake",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_skip_not_allowed_fails_the_run_and_is_named(tmp_path):
@@ -49,9 +66,11 @@ def test_a_skip_not_allowed_fails_the_run_and_is_named(tmp_path):
     out = res.stdout
     assert res.returncode == 1, out
     assert "skipped tests not in ALLOWED_SKIPS" in out
-    for name, reason in [("test_a.py::test_skipped", "the thing is not there yet"),
-                         ("test_a.py::test_marked", "never on this machine"),
-                         ("test_mod.py", "module not importable")]:
+    for name, reason in [
+        ("test_a.py::test_skipped", "the thing is not there yet"),
+        ("test_a.py::test_marked", "never on this machine"),
+        ("test_mod.py", "module not importable"),
+    ]:
         assert f"{name}: {reason}" in out, out
     assert "test_xfail" not in out.split("skipped tests not in ALLOWED_SKIPS")[1]  # xfail is no skip
     assert "3 unexpected skip(s)" in out

@@ -53,37 +53,104 @@ def _workers(w: str | None) -> list[str]:
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_evaluate_truncated_image_one_line_at_every_workers(synth_copy, tiny_checkpoint, tmp_path, capsys, workers):
-    rc = main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root",
-               str(synth_copy), "--device", "cpu", "--no-progress", "--output", str(tmp_path / "r.json"),
-               *_workers(workers)])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(synth_copy),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--output",
+            str(tmp_path / "r.json"),
+            *_workers(workers),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert line.startswith("wsol evaluate: error:") and "test_0002.png" in line
 
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_robustness_truncated_image_one_line(synth_copy, tiny_checkpoint, tmp_path, capsys, workers):
-    rc = main(["robustness", "--checkpoint", str(tiny_checkpoint), "--attack", "fgsm", "--dataset", "synthetic",
-               "--data-root", str(synth_copy), "--device", "cpu", "--out", str(tmp_path / "rob"),
-               *_workers(workers)])
+    rc = main(
+        [
+            "robustness",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--attack",
+            "fgsm",
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(synth_copy),
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "rob"),
+            *_workers(workers),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert line.startswith("wsol robustness: error:") and "test_0002.png" in line
 
 
 @pytest.mark.parametrize("workers", WORKERS)
 def test_figure_truncated_image_one_line(synth_copy, tiny_checkpoint, tmp_path, capsys, workers):
-    rc = main(["figure", "grid", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root",
-               str(synth_copy), "--ids", "001.hue000/test_0002.png", "--device", "cpu",
-               "--out", str(tmp_path / "g.png"), *_workers(workers)])
+    rc = main(
+        [
+            "figure",
+            "grid",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(synth_copy),
+            "--ids",
+            "001.hue000/test_0002.png",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "g.png"),
+            *_workers(workers),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert line.startswith("wsol figure: error:") and "test_0002.png" in line
 
 
 @pytest.mark.parametrize("workers", ["0", "1", "2"])
 def test_train_truncated_image_one_line(synth_copy, tmp_path, capsys, workers, one_torch_thread):
-    rc = main(["train", "--recipe", "synthetic_cpu", "--out", str(tmp_path / "t"), "--device", "cpu",
-               "--no-progress", "--set", f"data_root={synth_copy}", "--set", "epochs=1", "--set", "val_every=0",
-               "--set", "cache_images=false", "--set", f"workers={workers}", "--set", "batch_size=8",
-               "--set", "model_options.widths=[4,4,4,4,4]"])
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "synthetic_cpu",
+            "--out",
+            str(tmp_path / "t"),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--set",
+            f"data_root={synth_copy}",
+            "--set",
+            "epochs=1",
+            "--set",
+            "val_every=0",
+            "--set",
+            "cache_images=false",
+            "--set",
+            f"workers={workers}",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "model_options.widths=[4,4,4,4,4]",
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert line.startswith("wsol train: error:") and "train_0004.png" in line
 
@@ -98,8 +165,9 @@ def _metadata_and_maps(tiny_synth, folder: Path, bad: str | None = None) -> tupl
     (meta / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
     (meta / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
     (meta / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
-    (meta / "localization.txt").write_text("\n".join(
-        f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes))
+    (meta / "localization.txt").write_text(
+        "\n".join(f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes)
+    )
     maps = folder / "maps"
     rng = np.random.default_rng(0)
     for r in recs:
@@ -116,8 +184,19 @@ def _metadata_and_maps(tiny_synth, folder: Path, bad: str | None = None) -> tupl
 def test_evaluate_scoremaps_bad_map_one_line(tiny_synth, tmp_path, capsys, workers):
     bad = "002.hue120/test_0001.png"
     meta, maps = _metadata_and_maps(tiny_synth, tmp_path, bad=bad)
-    rc = main(["evaluate-scoremaps", "--metadata-dir", str(meta), "--scoremap-dir", str(maps), "--no-progress",
-               "--output", str(tmp_path / "r.json"), *_workers(workers)])
+    rc = main(
+        [
+            "evaluate-scoremaps",
+            "--metadata-dir",
+            str(meta),
+            "--scoremap-dir",
+            str(maps),
+            "--no-progress",
+            "--output",
+            str(tmp_path / "r.json"),
+            *_workers(workers),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert line.startswith("wsol evaluate-scoremaps: error:") and bad in line
 
@@ -135,9 +214,22 @@ def seven_class_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_class_count_mismatch_is_refused_naming_both(seven_class_checkpoint, tiny_synth, tmp_path, capsys):
-    rc = main(["evaluate", "--checkpoint", str(seven_class_checkpoint), "--dataset", "synthetic",
-               "--data-root", str(tiny_synth), "--device", "cpu", "--no-progress",
-               "--output", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(seven_class_checkpoint),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert "7 classes" in line and "has 3" in line and str(seven_class_checkpoint) in line
     assert str(tiny_synth) in line and "--label-subset" in line
@@ -145,9 +237,23 @@ def test_class_count_mismatch_is_refused_naming_both(seven_class_checkpoint, tin
 
 
 def test_label_subset_is_the_explicit_way(seven_class_checkpoint, tiny_synth, tmp_path, capsys):
-    rc = main(["evaluate", "--checkpoint", str(seven_class_checkpoint), "--dataset", "synthetic",
-               "--data-root", str(tiny_synth), "--device", "cpu", "--no-progress", "--label-subset",
-               "--output", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(seven_class_checkpoint),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--label-subset",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "r.json").read_text())["num_images"] == 18
 
@@ -156,8 +262,23 @@ def test_fewer_outputs_than_labels_refused_even_with_subset(tiny_synth, tmp_path
     torch.manual_seed(0)
     two = tmp_path / "two.pt"
     save_checkpoint(two, create_model("small_cnn", 2))
-    rc = main(["evaluate", "--checkpoint", str(two), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-               "--device", "cpu", "--no-progress", "--label-subset", "--output", str(tmp_path / "r.json")])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(two),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--label-subset",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
+    )
     line = _one_line_error(capsys, rc)
     assert "out of range 0..1" in line and "label 2" in line
 
@@ -167,8 +288,23 @@ def test_fewer_outputs_than_labels_refused_even_with_subset(tiny_synth, tmp_path
 
 
 def _evaluate(ckpt: Path, data: Path, out: Path, *extra: str) -> int:
-    return main(["evaluate", "--checkpoint", str(ckpt), "--dataset", "synthetic", "--data-root", str(data),
-                 "--device", "cpu", "--no-progress", "--output", str(out), *extra])
+    return main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(data),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--output",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_resume_on_a_finished_result_refuses_other_options(tiny_checkpoint, tiny_synth, tmp_path, capsys):
@@ -245,14 +381,50 @@ def test_given_options_are_not_assumed(tiny_synth, tmp_path, capsys):
 
 
 def test_robustness_and_figure_state_the_model_first(tiny_checkpoint, tiny_synth, tmp_path, capsys):
-    assert main(["robustness", "--checkpoint", str(tiny_checkpoint), "--attack", "fgsm", "--dataset", "synthetic",
-                 "--data-root", str(tiny_synth), "--device", "cpu", "--out", str(tmp_path / "rob")]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--attack",
+                "fgsm",
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "rob"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[0].startswith("model small: small_cnn")
     saved = json.loads((tmp_path / "rob" / "robustness.json").read_text())
     assert saved["models"][0]["model"]["cam_size"] == [16, 16]
-    assert main(["figure", "grid", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic",
-                 "--data-root", str(tiny_synth), "--images", "2", "--device", "cpu",
-                 "--out", str(tmp_path / "g.png")]) == 0
+    assert (
+        main(
+            [
+                "figure",
+                "grid",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--images",
+                "2",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "g.png"),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[0].startswith("model ")
 
 
@@ -260,5 +432,9 @@ def test_relative_output_keeps_side_files_beside_the_json(tiny_checkpoint, tiny_
     monkeypatch.chdir(tmp_path)
     assert _evaluate(tiny_checkpoint, tiny_synth, Path("runs/e/result.json"), "--workers", "0") == 0
     names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert names == ["runs/e/result.config.json", "runs/e/result.json", "runs/e/result.per_class.csv",
-                     "runs/e/result.per_image.csv"]
+    assert names == [
+        "runs/e/result.config.json",
+        "runs/e/result.json",
+        "runs/e/result.per_class.csv",
+        "runs/e/result.per_image.csv",
+    ]

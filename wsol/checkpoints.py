@@ -82,8 +82,9 @@ class CheckpointSpec:
 
 # ---------------------------------------------------------------------------------------------
 # reading
-_STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
-                         "SHORT_BINSTRING", "BINSTRING", "STRING"})
+_STRING_OPS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+)
 _SAME_TOP_OPS = frozenset({"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "FRAME", "PROTO"})
 
 
@@ -118,7 +119,7 @@ def _pickle_globals(data: bytes) -> list[str]:
                     found.append(str(arg).replace(" ", ".", 1))
                     top.append(None)
                 elif name == "STACK_GLOBAL":
-                    mod, attr = (top[-2:] if len(top) >= 2 else [None, None])
+                    mod, attr = top[-2:] if len(top) >= 2 else [None, None]
                     ok = isinstance(mod, str) and isinstance(attr, str)
                     found.append(f"{mod}.{attr}" if ok else "<a global named at run time>")
                     top[-2:] = [None]
@@ -130,7 +131,7 @@ def _pickle_globals(data: bytes) -> list[str]:
     except Exception:  # noqa: BLE001 - a malformed pickle: report what was read so far
         pass
     py2 = {"__builtin__": "builtins", "copy_reg": "copyreg"}  # as torch maps protocol-2 names
-    return [py2[m] + n[len(m):] if (m := n.partition(".")[0]) in py2 else n for n in found]
+    return [py2[m] + n[len(m) :] if (m := n.partition(".")[0]) in py2 else n for n in found]
 
 
 def _code_globals(path: Path) -> list[str]:
@@ -151,8 +152,10 @@ def _code_globals(path: Path) -> list[str]:
         allowed = set(_get_allowed_globals()) | set(_get_user_allowed_globals())
         is_allowed = allowed.__contains__
     except Exception:  # noqa: BLE001 - a private torch helper; fall back to torch's own types
+
         def is_allowed(name: str) -> bool:
             return name.startswith("torch.") or name in ("collections.OrderedDict", "builtins.set")
+
     out: list[str] = []
     for name in _pickle_globals(data):
         if not is_allowed(name) and name not in out:
@@ -182,19 +185,36 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
                 f"references {what}); unpickling objects beyond tensors and plain containers could "
                 "run arbitrary code, and the toolkit loads only weights (torch.load "
                 "weights_only=True). If you trust the file, re-save only its state_dict (tensors) "
-                "and load that.") from None
-        raise UserError(f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
-                        f"{msg.splitlines()[0] if msg else type(exc).__name__}") from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile,
-            IndexError, TypeError, AttributeError) as exc:
+                "and load that."
+            ) from None
+        raise UserError(
+            f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
+            f"{msg.splitlines()[0] if msg else type(exc).__name__}"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        zipfile.BadZipFile,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as exc:
         first = (str(exc).splitlines() or [""])[0][:200]
-        raise UserError(f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
-                        f"{type(exc).__name__}{': ' + first if first else ''}") from None
+        raise UserError(
+            f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
+            f"{type(exc).__name__}{': ' + first if first else ''}"
+        ) from None
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    )
 
 
 def _strip_prefixes(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -204,7 +224,7 @@ def _strip_prefixes(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
         changed = False
         for prefix in _PREFIXES:
             if all(k.startswith(prefix) for k in out):
-                out = {k[len(prefix):]: v for k, v in out.items()}
+                out = {k[len(prefix) :]: v for k, v in out.items()}
                 changed = True
     return out
 
@@ -260,8 +280,10 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
         wrapper = next((k for k in _WRAPPER_KEYS if _is_state_dict(obj.get(k))), None)
         if wrapper is None:
             keys = ", ".join(map(repr, list(obj)[:10])) or "(none)"
-            raise UserError(f"{source}: no state dict found (a mapping of names to tensors, at top "
-                            f"level or under 'state_dict'/'model'); top-level keys: {keys}")
+            raise UserError(
+                f"{source}: no state dict found (a mapping of names to tensors, at top "
+                f"level or under 'state_dict'/'model'); top-level keys: {keys}"
+            )
         raw_sd, meta = obj[wrapper], {k: v for k, v in obj.items() if k != wrapper}
         if obj.get("format") == FORMAT_TAG or {"arch", "arch_options", "num_classes"} <= set(obj):
             fmt = "wsol-toolkit"
@@ -272,8 +294,9 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
         else:
             fmt = "state_dict-wrapper"
     else:
-        raise UserError(f"{source}: not a checkpoint: it holds a {type(obj).__name__}, "
-                        "not a state dict or a dict with one")
+        raise UserError(
+            f"{source}: not a checkpoint: it holds a {type(obj).__name__}, not a state dict or a dict with one"
+        )
 
     sd = _strip_prefixes(raw_sd)
     arch: str | None = None
@@ -292,8 +315,14 @@ def inspect_checkpoint(obj: Any, source: str = "checkpoint") -> CheckpointSpec:
         elif isinstance(named, str) and named in MODELS:
             arch = named
         read = frozenset(options)
-        if arch in ("resnet50", "resnet18", "resnet34", "resnet101", "resnet152",
-                    "resnext101_32x4d"):  # a guess from the layout, not read
+        if arch in (
+            "resnet50",
+            "resnet18",
+            "resnet34",
+            "resnet101",
+            "resnet152",
+            "resnext101_32x4d",
+        ):  # a guess from the layout, not read
             options.setdefault("layer4_stride", 1 if fmt == "wsolevaluation" else 2)
     extra = {k: v for k, v in meta.items() if k not in _RESERVED}
     return CheckpointSpec(fmt, sd, arch, options, num_classes, extra, read)
@@ -316,9 +345,14 @@ class LoadReport:
     assumed: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"checkpoint": self.source, "format": self.format, "arch": self.arch,
-                "arch_options": dict(self.arch_options), "num_classes": self.num_classes,
-                "assumed_options": dict(self.assumed)}
+        return {
+            "checkpoint": self.source,
+            "format": self.format,
+            "arch": self.arch,
+            "arch_options": dict(self.arch_options),
+            "num_classes": self.num_classes,
+            "assumed_options": dict(self.assumed),
+        }
 
 
 def option_flag(name: str) -> str:
@@ -331,8 +365,11 @@ def option_flag(name: str) -> str:
 def _diff(model_sd: Mapping[str, Tensor], sd: Mapping[str, Tensor]) -> tuple[list, list, list]:
     missing = [k for k in model_sd if k not in sd]
     unexpected = [k for k in sd if k not in model_sd]
-    shaped = [(k, tuple(sd[k].shape), tuple(model_sd[k].shape))
-              for k in model_sd if k in sd and tuple(sd[k].shape) != tuple(model_sd[k].shape)]
+    shaped = [
+        (k, tuple(sd[k].shape), tuple(model_sd[k].shape))
+        for k in model_sd
+        if k in sd and tuple(sd[k].shape) != tuple(model_sd[k].shape)
+    ]
     return missing, unexpected, shaped
 
 
@@ -351,7 +388,7 @@ def _candidates(sd: Mapping[str, Tensor]) -> list[tuple[str, dict[str, Any]]]:
         if name == "small_cnn":
             continue  # its widths are inferred above when the keys look like it
         # only VGG16's large_feature_map changes parameter names
-        for lfm in ((False, True) if name == "vgg16" else (False,)):
+        for lfm in (False, True) if name == "vgg16" else (False,):
             out.append((name, {"large_feature_map": lfm}))
     return out
 
@@ -378,11 +415,12 @@ def suggest_arch(sd: Mapping[str, Tensor], exclude: tuple[str, Mapping[str, Any]
     call = f"arch={name!r}" + (f" with {shown}" if shown else "")
     if score == 0:
         if exclude is not None and exclude[0] == name and dict(exclude[1]).items() >= opts.items():
-            return (f"The keys fit this architecture with {k} classes: check num_classes "
-                    "and the options.")
+            return f"The keys fit this architecture with {k} classes: check num_classes and the options."
         return f"The keys fit {call}: pass that."
-    return (f"No registered architecture fits exactly; the closest is {call} "
-            f"({score} differing keys). Registered: {', '.join(MODELS.names())}.")
+    return (
+        f"No registered architecture fits exactly; the closest is {call} "
+        f"({score} differing keys). Registered: {', '.join(MODELS.names())}."
+    )
 
 
 def _preview(items: list, n: int = 5) -> str:
@@ -390,8 +428,14 @@ def _preview(items: list, n: int = 5) -> str:
     return shown + (f", ... ({len(items) - n} more)" if len(items) > n else "")
 
 
-def mismatch_message(source: str, arch: str, options: Mapping[str, Any], num_classes: int,
-                     model_sd: Mapping[str, Tensor], sd: Mapping[str, Tensor]) -> str | None:
+def mismatch_message(
+    source: str,
+    arch: str,
+    options: Mapping[str, Any],
+    num_classes: int,
+    model_sd: Mapping[str, Tensor],
+    sd: Mapping[str, Tensor],
+) -> str | None:
     """None when ``sd`` fits ``model_sd`` exactly, else the full one-paragraph explanation."""
     missing, unexpected, shaped = _diff(model_sd, sd)
     if not (missing or unexpected or shaped):
@@ -405,9 +449,11 @@ def mismatch_message(source: str, arch: str, options: Mapping[str, Any], num_cla
         rows = [f"{k} file {list(a)} vs model {list(b)}" for k, a, b in shaped]
         parts.append(f"{len(shaped)} mis-shaped key(s): {_preview(rows, 3)}")
     opts = ", ".join(f"{k}={v!r}" for k, v in options.items())
-    return (f"{source}: the weights do not fit arch {arch!r} ({num_classes} classes"
-            f"{', ' + opts if opts else ''}): {'; '.join(parts)}. "
-            f"{suggest_arch(sd, exclude=(arch, options))}")
+    return (
+        f"{source}: the weights do not fit arch {arch!r} ({num_classes} classes"
+        f"{', ' + opts if opts else ''}): {'; '.join(parts)}. "
+        f"{suggest_arch(sd, exclude=(arch, options))}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,16 +475,24 @@ def _owned(sd: dict[str, Tensor]) -> dict[str, Tensor]:
             out[k] = v
             continue
         ptr = v.untyped_storage().data_ptr()
-        whole = v.is_contiguous() and v.storage_offset() == 0 and \
-            v.untyped_storage().nbytes() == v.numel() * v.element_size()
+        whole = (
+            v.is_contiguous()
+            and v.storage_offset() == 0
+            and v.untyped_storage().nbytes() == v.numel() * v.element_size()
+        )
         out[k] = v if whole and ptr not in seen else v.clone(memory_format=torch.contiguous_format)
         seen.add(ptr)
     return out
 
 
-def build_from_state_dict(sd: Mapping[str, Tensor], arch: str, num_classes: int,
-                          options: Mapping[str, Any], source: str = "checkpoint",
-                          device: torch.device | None = None) -> nn.Module:
+def build_from_state_dict(
+    sd: Mapping[str, Tensor],
+    arch: str,
+    num_classes: int,
+    options: Mapping[str, Any],
+    source: str = "checkpoint",
+    device: torch.device | None = None,
+) -> nn.Module:
     """Create ``arch`` and load ``sd`` into it with strict=True semantics (eval mode on return).
 
     The model is built on the meta device and copies of the tensors are assigned (cast to the
@@ -463,8 +517,9 @@ def build_from_state_dict(sd: Mapping[str, Tensor], arch: str, num_classes: int,
     return model.eval()
 
 
-def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_location: Any = "cpu",
-                    **options: Any) -> nn.Module:
+def load_checkpoint(
+    path: str | os.PathLike, arch: str | None = None, map_location: Any = "cpu", **options: Any
+) -> nn.Module:
     """Load a checkpoint file into the WSOL model it describes; the model is in eval mode.
 
     ``arch``: a ``wsol.models.MODELS`` name; inferred when None (see the module docstring).
@@ -487,23 +542,28 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None, map_locati
     if arch is None:
         arch = spec.arch
         if arch is None:
-            raise UserError(f"{source}: cannot tell the architecture from the file ({spec.format} "
-                            f"layout); pass arch=one of {', '.join(MODELS.names())}. "
-                            f"{suggest_arch(spec.state_dict)}")
+            raise UserError(
+                f"{source}: cannot tell the architecture from the file ({spec.format} "
+                f"layout); pass arch=one of {', '.join(MODELS.names())}. "
+                f"{suggest_arch(spec.state_dict)}"
+            )
         merged = {**spec.arch_options, **options}
     else:
         MODELS.get(arch)  # unknown name: UserError listing the choices
         recorded = spec.arch_options if spec.arch == arch else {}
         merged = {**recorded, **options}
     if not num_classes:
-        raise UserError(f"{source}: cannot infer the number of classes (no fc.weight / "
-                        "SPG_A4.weight); pass num_classes=...")
-    model = build_from_state_dict(spec.state_dict, arch, int(num_classes), merged, source,
-                                  device=_as_device(map_location))
+        raise UserError(
+            f"{source}: cannot infer the number of classes (no fc.weight / SPG_A4.weight); pass num_classes=..."
+        )
+    model = build_from_state_dict(
+        spec.state_dict, arch, int(num_classes), merged, source, device=_as_device(map_location)
+    )
     given = set(options) | (set(spec.read) if spec.arch == arch else set())
     resolved = dict(getattr(model, "arch_options", merged))
-    model.load_report = LoadReport(source, spec.format, arch, resolved, int(num_classes),
-                                   {k: v for k, v in resolved.items() if k not in given})
+    model.load_report = LoadReport(
+        source, spec.format, arch, resolved, int(num_classes), {k: v for k, v in resolved.items() if k not in given}
+    )
     return model
 
 
@@ -522,17 +582,18 @@ def init_from_checkpoint(model: nn.Module, path: str | os.PathLike) -> list[str]
     take = {k: v for k, v in spec.state_dict.items() if k in own and own[k].shape == v.shape}
     kept = [k for k in own if k not in take]
     if len(take) < len(own) / 2:
-        raise UserError(f"{source}: only {len(take)} of the model's {len(own)} tensors match by name and "
-                        f"shape; is it a {getattr(model, 'arch', type(model).__name__)} checkpoint? "
-                        f"{suggest_arch(spec.state_dict)}")
+        raise UserError(
+            f"{source}: only {len(take)} of the model's {len(own)} tensors match by name and "
+            f"shape; is it a {getattr(model, 'arch', type(model).__name__)} checkpoint? "
+            f"{suggest_arch(spec.state_dict)}"
+        )
     model.load_state_dict({**own, **take})
     return kept
 
 
 # ---------------------------------------------------------------------------------------------
 # saving
-_SAFE_SCALARS = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype,
-                 torch.device)
+_SAFE_SCALARS = (str, int, float, bool, type(None), torch.Tensor, torch.Size, torch.dtype, torch.device)
 
 
 def _check_safe(value: Any, where: str) -> None:
@@ -541,17 +602,21 @@ def _check_safe(value: Any, where: str) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, (str, int, float, bool, type(None))):
-                raise TypeError(f"save_checkpoint: key {k!r} at {where} is a {type(k).__name__}; "
-                                "weights_only loading accepts str/int/float/bool keys")
+                raise TypeError(
+                    f"save_checkpoint: key {k!r} at {where} is a {type(k).__name__}; "
+                    "weights_only loading accepts str/int/float/bool keys"
+                )
             _check_safe(v, f"{where}[{k!r}]")
         return
     if isinstance(value, (list, tuple, set)):
         for i, v in enumerate(value):
             _check_safe(v, f"{where}[{i}]")
         return
-    raise TypeError(f"save_checkpoint: {where} is a {type(value).__module__}.{type(value).__name__}, "
-                    "which weights_only loading refuses; convert it (e.g. .item(), float(), "
-                    "dataclasses.asdict, str)")
+    raise TypeError(
+        f"save_checkpoint: {where} is a {type(value).__module__}.{type(value).__name__}, "
+        "which weights_only loading refuses; convert it (e.g. .item(), float(), "
+        "dataclasses.asdict, str)"
+    )
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -570,16 +635,20 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
     inner = _unwrap(model)
     for attr in ("arch", "arch_options", "num_classes"):
         if not hasattr(inner, attr):
-            raise TypeError(f"save_checkpoint: the model has no {attr!r}; build it with "
-                            "wsol.models.create_model")
+            raise TypeError(f"save_checkpoint: the model has no {attr!r}; build it with wsol.models.create_model")
     clash = sorted(set(extra) & set(_RESERVED))
     if clash:
         raise TypeError(f"save_checkpoint: {', '.join(clash)} are reserved keys")
     for key, value in extra.items():
         _check_safe(value, key)
-    payload = {"format": FORMAT_TAG, "arch": str(inner.arch),
-               "arch_options": _plain(dict(inner.arch_options)),
-               "num_classes": int(inner.num_classes), "state_dict": inner.state_dict(), **extra}
+    payload = {
+        "format": FORMAT_TAG,
+        "arch": str(inner.arch),
+        "arch_options": _plain(dict(inner.arch_options)),
+        "num_classes": int(inner.num_classes),
+        "state_dict": inner.state_dict(),
+        **extra,
+    }
     _check_safe(payload["arch_options"], "arch_options")
     return atomic_save_torch(payload, path)
 

@@ -103,8 +103,10 @@ class PassOutput:
 def _annotations(dataset: Any) -> dict[str, bool]:
     """Which localization annotations every record of ``dataset`` has: ``{"boxes", "masks"}``."""
     recs = dataset.records
-    has = {"boxes": bool(recs) and all(len(r.boxes) for r in recs),
-           "masks": bool(recs) and all(r.mask_paths for r in recs)}
+    has = {
+        "boxes": bool(recs) and all(len(r.boxes) for r in recs),
+        "masks": bool(recs) and all(r.mask_paths for r in recs),
+    }
     if not any(has.values()):
         raise UserError("the dataset has neither boxes nor masks for every image: nothing to localize")
     return has
@@ -119,8 +121,7 @@ def _score_task(task: tuple) -> ImageScore:
     """Worker entry point: ``(settings, scoremap, gt_boxes, mask, old_map, image_id)``."""
     st, smap, gt, mask, old_map, image_id = task
     if gt is not None and len(gt) == 0:  # every GT box was cropped away (cutmix preset): a miss
-        return ImageScore(hits=np.zeros((len(st.iou_thresholds), len(st.thresholds)), dtype=bool),
-                          old_iou=0.0)
+        return ImageScore(hits=np.zeros((len(st.iou_thresholds), len(st.thresholds)), dtype=bool), old_iou=0.0)
     return score_image(st, smap, gt, mask, old_map, where=f"score map of {image_id}")
 
 
@@ -136,8 +137,10 @@ def _cams(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: 
 
 def _not_finite(batch: dict, j: int, what: str) -> str:
     """``what`` ("the CAM is", "the logits are") of batch item ``j`` is NaN/Inf: name the image."""
-    return (f"image {batch['image_id'][j]!r} (dataset index {int(batch['index'][j])}): {what} not finite "
-            "(NaN or Inf); check the image and the model's weights")
+    return (
+        f"image {batch['image_id'][j]!r} (dataset index {int(batch['index'][j])}): {what} not finite "
+        "(NaN or Inf); check the image and the model's weights"
+    )
 
 
 def _save_scoremap(root: Path, image_id: str, smap: np.ndarray) -> None:
@@ -149,11 +152,23 @@ def _save_scoremap(root: Path, image_id: str, smap: np.ndarray) -> None:
     atomic_write_bytes(scoremap_path(root, image_id), buf.getvalue())
 
 
-def run_pass(model: nn.Module, dataset: Any, evaluator: LocalizationEvaluator, *,
-             device: torch.device | str | None = None, batch_size: int = 32, cam_method: str = "cam",
-             workers: int = 0, indices: Sequence[int] | None = None, log: ResumeLog | None = None,
-             skip_bad: bool = False, save_scoremaps: str | None = None, scoremap_dtype: str | None = None,
-             progress: bool = True, loader_workers: int = 0) -> PassOutput:
+def run_pass(
+    model: nn.Module,
+    dataset: Any,
+    evaluator: LocalizationEvaluator,
+    *,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    cam_method: str = "cam",
+    workers: int = 0,
+    indices: Sequence[int] | None = None,
+    log: ResumeLog | None = None,
+    skip_bad: bool = False,
+    save_scoremaps: str | None = None,
+    scoremap_dtype: str | None = None,
+    progress: bool = True,
+    loader_workers: int = 0,
+) -> PassOutput:
     """Score ``dataset`` (or its ``indices``) with ``model`` into ``evaluator`` in one pass.
 
     ``workers``: processes for the per-image sweeps (0: in this process); ``loader_workers``:
@@ -171,9 +186,14 @@ def run_pass(model: nn.Module, dataset: Any, evaluator: LocalizationEvaluator, *
     ev = evaluator
     st = ev.settings
     idx = list(range(len(dataset))) if indices is None else list(indices)
-    loader = DataLoader(_Guarded(dataset, idx, skip_bad), batch_size=batch_size, shuffle=False,
-                        num_workers=loader_workers, collate_fn=carry_collate(_collate),
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        _Guarded(dataset, idx, skip_bad),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=loader_workers,
+        collate_fn=carry_collate(_collate),
+        pin_memory=device.type == "cuda",
+    )
     save_root = Path(save_scoremaps) if save_scoremaps else None
     dtype = np.dtype(scoremap_dtype) if scoremap_dtype is not None and save_root is not None else None
     grad = needs_grad(cam_method)
@@ -242,16 +262,33 @@ def run_pass(model: nn.Module, dataset: Any, evaluator: LocalizationEvaluator, *
     return PassOutput(ev, skipped, without_gt, time.perf_counter() - t0, scored)
 
 
-def evaluate_model(model: nn.Module, dataset: Any, *, settings: MetricSettings | None = None,
-                   device: torch.device | str | None = None, batch_size: int = 32, cam_method: str = "cam",
-                   workers: int = 0, progress: bool = True, **setting_changes: Any) -> dict:
+def evaluate_model(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    settings: MetricSettings | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    cam_method: str = "cam",
+    workers: int = 0,
+    progress: bool = True,
+    **setting_changes: Any,
+) -> dict:
     """Evaluate ``model`` on all of ``dataset`` and return the result dict
     (:meth:`LocalizationEvaluator.compute`; percent, with ``ci95``). ``settings`` default to
     :class:`~eval.settings.MetricSettings`, with ``setting_changes`` (its field names) applied."""
     st = settings if settings is not None else MetricSettings()
     if setting_changes:
         st = st.replace(**setting_changes)
-    out = run_pass(model, dataset, make_evaluator(dataset, st), device=device, batch_size=batch_size,
-                   cam_method=cam_method, workers=workers, progress=progress)
+    out = run_pass(
+        model,
+        dataset,
+        make_evaluator(dataset, st),
+        device=device,
+        batch_size=batch_size,
+        cam_method=cam_method,
+        workers=workers,
+        progress=progress,
+    )
     result, _ = out.evaluator.compute()
     return result

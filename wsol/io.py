@@ -7,11 +7,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eval.io import (WriteError, atomic_write_bytes, atomic_write_json, atomic_write_many, atomic_write_text,
-                     ensure_output_dir, refuse_overwrite)
+from eval.io import (
+    WriteError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_many,
+    atomic_write_text,
+    ensure_output_dir,
+    refuse_overwrite,
+)
 
-__all__ = ["WriteError", "atomic_save_torch", "atomic_write_bytes", "atomic_write_json", "atomic_write_many",
-           "atomic_write_text", "ensure_output_dir", "refuse_overwrite"]
+__all__ = [
+    "WriteError",
+    "atomic_save_torch",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_many",
+    "atomic_write_text",
+    "ensure_output_dir",
+    "refuse_overwrite",
+]
 
 
 def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:

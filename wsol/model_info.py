@@ -42,14 +42,16 @@ def describe_model(model: nn.Module, image_size: tuple[int, int]) -> dict[str, A
 
     report = getattr(model, "load_report", None)
     assumed = dict(report.assumed) if report is not None else {}
-    return {"arch": getattr(model, "arch", type(model).__name__),
-            "arch_options": dict(getattr(model, "arch_options", {}) or {}),
-            "num_classes": getattr(model, "num_classes", None),
-            "cam_size": cam_size(model, image_size),
-            "input_size": list(image_size),
-            "checkpoint_format": report.format if report is not None else None,
-            "assumed_options": assumed,
-            "assumed_flags": {k: option_flag(k) for k in assumed}}
+    return {
+        "arch": getattr(model, "arch", type(model).__name__),
+        "arch_options": dict(getattr(model, "arch_options", {}) or {}),
+        "num_classes": getattr(model, "num_classes", None),
+        "cam_size": cam_size(model, image_size),
+        "input_size": list(image_size),
+        "checkpoint_format": report.format if report is not None else None,
+        "assumed_options": assumed,
+        "assumed_flags": {k: option_flag(k) for k in assumed},
+    }
 
 
 def model_line(name: str, info: dict[str, Any]) -> str:
@@ -59,12 +61,16 @@ def model_line(name: str, info: dict[str, Any]) -> str:
     opts = ", ".join(f"{k}={v!r}" for k, v in info["arch_options"].items())
     cam = info.get("cam_size")
     size = "x".join(map(str, info.get("input_size") or []))
-    text = (f"model {name}: {info['arch']}" + (f" ({opts})" if opts else "")
-            + (f", {info['num_classes']} classes" if info.get("num_classes") else "")
-            + (f", CAM {cam[0]}x{cam[1]} at {size}" if cam else ""))
+    text = (
+        f"model {name}: {info['arch']}"
+        + (f" ({opts})" if opts else "")
+        + (f", {info['num_classes']} classes" if info.get("num_classes") else "")
+        + (f", CAM {cam[0]}x{cam[1]} at {size}" if cam else "")
+    )
     if info["assumed_options"]:
-        guessed = ", ".join(f"{k}={v!r} (change with {info['assumed_flags'][k]})"
-                            for k, v in info["assumed_options"].items())
+        guessed = ", ".join(
+            f"{k}={v!r} (change with {info['assumed_flags'][k]})" for k, v in info["assumed_options"].items()
+        )
         text += f"; assumed, not read from the file: {guessed}"
     else:
         text += "; every option read from the file or given"

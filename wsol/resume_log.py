@@ -43,8 +43,7 @@ def decode_score(d: Mapping[str, Any]) -> ImageScore:
     s = ImageScore()
     if "hits" in d:
         shape = tuple(d["hits_shape"])
-        bits = np.unpackbits(np.frombuffer(base64.b64decode(d["hits"]), dtype=np.uint8),
-                             count=int(np.prod(shape)))
+        bits = np.unpackbits(np.frombuffer(base64.b64decode(d["hits"]), dtype=np.uint8), count=int(np.prod(shape)))
         s.hits, s.old_iou = bits.reshape(shape).astype(bool), float(d["old_iou"])
     if "hist" in d:
         s.hist = np.asarray(d["hist"], dtype=np.int64)
@@ -94,8 +93,13 @@ class ResumeLog:
     def scored(self, rows: Sequence[tuple[int, str, int, Sequence[int], ImageScore]]) -> None:
         """``(index, image_id, label, topk, score)`` per image; flushed."""
         if rows:
-            self._f.write("\n".join(json.dumps({"index": i, "image_id": iid, "label": lab, "topk": list(top),
-                                                **encode_score(sc)}) for i, iid, lab, top, sc in rows) + "\n")
+            self._f.write(
+                "\n".join(
+                    json.dumps({"index": i, "image_id": iid, "label": lab, "topk": list(top), **encode_score(sc)})
+                    for i, iid, lab, top, sc in rows
+                )
+                + "\n"
+            )
             self._f.flush()
 
     def skipped(self, index: int, image_id: str, reason: str) -> None:
@@ -108,6 +112,7 @@ class ResumeLog:
     def __enter__(self) -> ResumeLog:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

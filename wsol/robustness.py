@@ -23,10 +23,14 @@ from tqdm import tqdm
 
 from wsol.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-FGSM_NOTE = ("FGSM: one white-box step on the true label, eps in [0,1] pixel space, applied before "
-             "ImageNet normalization, adversarial image clamped to [0,1]")
-OCCLUSION_NOTE = ("occlusion: square of side s centred in the normalized input; 'center' zeroes the "
-                  "square, 'boundary' zeroes everything outside it (zero = dataset mean colour)")
+FGSM_NOTE = (
+    "FGSM: one white-box step on the true label, eps in [0,1] pixel space, applied before "
+    "ImageNet normalization, adversarial image clamped to [0,1]"
+)
+OCCLUSION_NOTE = (
+    "occlusion: square of side s centred in the normalized input; 'center' zeroes the "
+    "square, 'boundary' zeroes everything outside it (zero = dataset mean colour)"
+)
 
 
 def _stats(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,7 +64,7 @@ def occlude(images: torch.Tensor, side: int, mode: str) -> torch.Tensor:
     s_h, s_w = min(side, h), min(side, w)
     y0, x0 = (h - s_h) // 2, (w - s_w) // 2
     inside = torch.zeros((h, w), dtype=torch.bool, device=images.device)
-    inside[y0:y0 + s_h, x0:x0 + s_w] = True
+    inside[y0 : y0 + s_h, x0 : x0 + s_w] = True
     zero = inside if mode == "center" else ~inside
     return images.masked_fill(zero, 0.0)
 
@@ -86,8 +90,9 @@ def _batches(loader: Iterable, device: torch.device, desc: str, progress: bool):
         yield batch["image"].to(device), torch.as_tensor(batch["label"], device=device)
 
 
-def fgsm_accuracy(model: nn.Module, loader: Iterable, eps: float, *, device: torch.device,
-                  progress: bool = True) -> dict:
+def fgsm_accuracy(
+    model: nn.Module, loader: Iterable, eps: float, *, device: torch.device, progress: bool = True
+) -> dict:
     """Top-1 accuracy (percent) on clean and FGSM-attacked images of ``loader``."""
     clean, adv = _Counter(), _Counter()
     model.eval()
@@ -97,12 +102,12 @@ def fgsm_accuracy(model: nn.Module, loader: Iterable, eps: float, *, device: tor
         attacked = fgsm_images(model, images, labels, eps)
         with torch.no_grad():
             adv.add(model(attacked), labels)
-    return {"num_images": clean.total, "eps": eps, "clean_top1": clean.pct, "fgsm_top1": adv.pct,
-            "note": FGSM_NOTE}
+    return {"num_images": clean.total, "eps": eps, "clean_top1": clean.pct, "fgsm_top1": adv.pct, "note": FGSM_NOTE}
 
 
-def occlusion_accuracy(model: nn.Module, loader: Iterable, sides: Sequence[int], mode: str, *,
-                       device: torch.device, progress: bool = True) -> dict:
+def occlusion_accuracy(
+    model: nn.Module, loader: Iterable, sides: Sequence[int], mode: str, *, device: torch.device, progress: bool = True
+) -> dict:
     """Top-1 accuracy (percent) for every occlusion side in ``sides`` (one pass over the data)."""
     counters = [_Counter() for _ in sides]
     model.eval()
@@ -110,8 +115,13 @@ def occlusion_accuracy(model: nn.Module, loader: Iterable, sides: Sequence[int],
         for images, labels in _batches(loader, device, f"occlusion {mode}", progress):
             for counter, side in zip(counters, sides):
                 counter.add(model(occlude(images, side, mode)), labels)
-    return {"num_images": counters[0].total if counters else 0, "mode": mode, "sides": list(sides),
-            "top1": [c.pct for c in counters], "note": OCCLUSION_NOTE}
+    return {
+        "num_images": counters[0].total if counters else 0,
+        "mode": mode,
+        "sides": list(sides),
+        "top1": [c.pct for c in counters],
+        "note": OCCLUSION_NOTE,
+    }
 
 
 def default_sides(image_side: int, steps: int = 8) -> list[int]:
@@ -125,5 +135,10 @@ def make_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     from wsol.data import collate
     from wsol.data.loading import CarryErrors, carry_collate
 
-    return DataLoader(CarryErrors(dataset), batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                      collate_fn=carry_collate(collate))
+    return DataLoader(
+        CarryErrors(dataset),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=carry_collate(collate),
+    )

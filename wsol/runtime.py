@@ -24,8 +24,21 @@ import torch.distributed as dist
 from eval.cores import usable_cores
 from wsol.errors import UserError
 
-__all__ = ["DistInfo", "resolve_device", "usable_cores", "sweep_workers", "loader_workers", "needs_grad",
-           "setup", "cleanup", "shard", "gather", "all_reduce_sum", "barrier", "broadcast_flag"]
+__all__ = [
+    "DistInfo",
+    "resolve_device",
+    "usable_cores",
+    "sweep_workers",
+    "loader_workers",
+    "needs_grad",
+    "setup",
+    "cleanup",
+    "shard",
+    "gather",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_flag",
+]
 
 
 def resolve_device(name: str | None) -> torch.device:

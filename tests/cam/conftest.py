@@ -6,8 +6,7 @@ import pytest
 import torch
 
 
-def make_small(seed: int = 0, dtype: torch.dtype = torch.float64, widths=(4, 6, 8, 8, 12),
-               num_classes: int = 5):
+def make_small(seed: int = 0, dtype: torch.dtype = torch.float64, widths=(4, 6, 8, 8, 12), num_classes: int = 5):
     from wsol.models import create_model
 
     torch.manual_seed(seed)

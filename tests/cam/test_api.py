@@ -14,8 +14,7 @@ IDX = torch.tensor([0, 1, 2, 3, 4, 0, 1, 2])
 
 def test_methods_registered():
     assert CAM_METHODS.names()[0] == "cam"
-    for name in ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam",
-                 "ablationcam"):
+    for name in ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "ablationcam"):
         assert name in CAM_METHODS and CAM_METHODS[name].convention
     with pytest.raises(CAMInputError, match="unknown CAM method 'gradcam3'.*choose from: cam, gradcam"):
         CAM_METHODS.get("gradcam3")
@@ -23,8 +22,10 @@ def test_methods_registered():
 
 def test_vanilla_cam_is_one_forward_and_no_backward(small, images):
     calls = {"features": 0, "fc": 0}
-    hooks = [small.layer4.register_forward_hook(lambda *a: calls.__setitem__("features", calls["features"] + 1)),
-             small.fc.register_forward_hook(lambda *a: calls.__setitem__("fc", calls["fc"] + 1))]
+    hooks = [
+        small.layer4.register_forward_hook(lambda *a: calls.__setitem__("features", calls["features"] + 1)),
+        small.fc.register_forward_hook(lambda *a: calls.__setitem__("fc", calls["fc"] + 1)),
+    ]
     try:
         with torch.inference_mode():  # no autograd at all
             cams, logits = cam.cams_and_logits(small, images, IDX)
@@ -46,8 +47,9 @@ def test_targets_none_topk_and_size(small, images):
     topk = logits.topk(2, dim=1).indices
     both = cam.compute_cams(small, images, topk, method="gradcam")
     assert both.shape == (8, 2, 32, 32)
-    torch.testing.assert_close(both[:, 1], cam.compute_cams(small, images, topk[:, 1], method="gradcam"),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        both[:, 1], cam.compute_cams(small, images, topk[:, 1], method="gradcam"), rtol=0, atol=0
+    )
     assert cam.compute_cams(small, images, IDX.tolist(), size=16).shape == (8, 16, 16)
 
 
@@ -76,8 +78,7 @@ def test_heavy_method_on_tiny_model_is_finite_and_unit_range(small_factory):
 
 
 def _snapshot(model: nn.Module):
-    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-                for m in model.modules())
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
     modes = [m.training for m in model.modules()]
     grads = [p.grad is None for p in model.parameters()]
     req = [p.requires_grad for p in model.parameters()]

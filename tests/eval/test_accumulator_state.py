@@ -42,9 +42,13 @@ def _data(seed: int = 0, size: int = 32) -> dict:
     masks = rng.choice(np.array([0, 1, 255], dtype=np.uint8), size=(N, size, size), p=[0.6, 0.3, 0.1])
     masks[:, :2, :2] = 1  # every image has foreground
     return {
-        "maps": maps, "masks": masks, "gts": [random_gt(rng, size, size) for _ in range(N)],
-        "labels": rng.integers(0, 4, N), "preds": np.stack([rng.permutation(6)[:5] for _ in range(N)]),
-        "ious": rng.random(N), "ids": [f"c{i % 3}/img_{i:02d}.jpg" for i in range(N)],
+        "maps": maps,
+        "masks": masks,
+        "gts": [random_gt(rng, size, size) for _ in range(N)],
+        "labels": rng.integers(0, 4, N),
+        "preds": np.stack([rng.permutation(6)[:5] for _ in range(N)]),
+        "ious": rng.random(N),
+        "ids": [f"c{i % 3}/img_{i:02d}.jpg" for i in range(N)],
     }
 
 
@@ -68,8 +72,13 @@ def _cls(d, lo, hi, acc):
 def _evaluator(d, lo, hi, ev):
     st = ev.settings
     for i in range(lo, hi):
-        score = score_image(st, d["maps"][i], d["gts"][i] if ev.has_boxes else None,
-                            d["masks"][i] if ev.has_masks else None, where=d["ids"][i])
+        score = score_image(
+            st,
+            d["maps"][i],
+            d["gts"][i] if ev.has_boxes else None,
+            d["masks"][i] if ev.has_masks else None,
+            where=d["ids"][i],
+        )
         ev.add(d["ids"][i], score, int(d["labels"][i]), d["preds"][i])
 
 
@@ -202,10 +211,13 @@ def test_incompatible_merge_and_load_change_nothing(case, data):
     feed(data, 0, 3, acc)
     before = acc.state_dict()
     other = {
-        BoxAccuracy: lambda: BoxAccuracy(0.2), PxAP: lambda: PxAP(0.2),
-        TopKLocalization: lambda: TopKLocalization(sigma=0.3), Classification: lambda: Classification((2,)),
-        LocalizationEvaluator: lambda: LocalizationEvaluator(ST.replace(multi_contour=False), boxes=acc.has_boxes,
-                                                             masks=acc.has_masks),
+        BoxAccuracy: lambda: BoxAccuracy(0.2),
+        PxAP: lambda: PxAP(0.2),
+        TopKLocalization: lambda: TopKLocalization(sigma=0.3),
+        Classification: lambda: Classification((2,)),
+        LocalizationEvaluator: lambda: LocalizationEvaluator(
+            ST.replace(multi_contour=False), boxes=acc.has_boxes, masks=acc.has_masks
+        ),
     }[type(acc)]()
     with pytest.raises(InputError):
         acc.merge(other)
@@ -275,7 +287,8 @@ def test_checked_pxap_histograms_equal_checked_ones(data):
     st = MetricSettings(cam_curve_interval=0.05)
     for m, k in zip(data["maps"], data["masks"]):
         m32 = m.astype(np.float32)
-        np.testing.assert_array_equal(pxap_histograms(m32, k, st.pxap_edges, checked=True),
-                                      pxap_histograms(m32, k, st.pxap_edges))
+        np.testing.assert_array_equal(
+            pxap_histograms(m32, k, st.pxap_edges, checked=True), pxap_histograms(m32, k, st.pxap_edges)
+        )
     with pytest.raises(InputError, match="NaN"):
         pxap_histograms(np.full((3, 3), np.nan), np.zeros((3, 3), dtype=np.uint8), st.pxap_edges)

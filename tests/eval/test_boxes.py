@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from eval.boxes import (continuous_to_inclusive, contour_box, inclusive_to_continuous, iou_inclusive,
-                        max_iou_inclusive, rescale_boxes_wsolevaluation)
+from eval.boxes import (
+    continuous_to_inclusive,
+    contour_box,
+    inclusive_to_continuous,
+    iou_inclusive,
+    max_iou_inclusive,
+    rescale_boxes_wsolevaluation,
+)
 from eval.errors import InputError
 
 

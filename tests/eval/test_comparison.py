@@ -10,17 +10,44 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eval.compare import (
+    align_per_image,
+    compare_results,
+    comparison_csv,
+    comparison_markdown,
+    format_p,
+    per_class_matrix,
+    table_metrics,
+    write_comparison,
+)
 from eval.errors import InputError
-from eval.compare import (align_per_image, compare_results, comparison_csv, comparison_markdown, format_p,
-                          per_class_matrix, table_metrics, write_comparison)
 from eval.results import load_result, read_per_image_csv
 
-HEADER = ["image_id", "label", "pred_top1", "top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc",
-          "hit@30", "hit@50", "hit@70", "best_iou"]
+HEADER = [
+    "image_id",
+    "label",
+    "pred_top1",
+    "top1_cls",
+    "top5_cls",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "hit@30",
+    "hit@50",
+    "hit@70",
+    "best_iou",
+]
 
 
-def write_result(folder: Path, hits: dict[str, list[int]], ids: list[str] | None = None, *,
-                 extra: dict | None = None, per_image: bool = True, order: list[int] | None = None) -> Path:
+def write_result(
+    folder: Path,
+    hits: dict[str, list[int]],
+    ids: list[str] | None = None,
+    *,
+    extra: dict | None = None,
+    per_image: bool = True,
+    order: list[int] | None = None,
+) -> Path:
     """A result JSON whose metric values are the means of the given per-image hit columns."""
     folder.mkdir(parents=True, exist_ok=True)
     n = len(next(iter(hits.values())))
@@ -32,12 +59,19 @@ def write_result(folder: Path, hits: dict[str, list[int]], ids: list[str] | None
         "MaxBoxAcc": {d: pct[f"hit@{d}"] for d in ("30", "50", "70")},
         "MaxBoxAccV2": float(np.mean([pct["hit@30"], pct["hit@50"], pct["hit@70"]])),
         "best_threshold": {"30": 0.1, "50": 0.25, "70": 0.4},
-        "ci95": {"MaxBoxAccV2": [1.0, 99.0], "MaxBoxAcc@50": [pct["hit@50"] - 5, pct["hit@50"] + 5],
-                 "top1_cls": [pct["top1_cls"] - 3.25, pct["top1_cls"] + 3.25]},
+        "ci95": {
+            "MaxBoxAccV2": [1.0, 99.0],
+            "MaxBoxAcc@50": [pct["hit@50"] - 5, pct["hit@50"] + 5],
+            "top1_cls": [pct["top1_cls"] - 3.25, pct["top1_cls"] + 3.25],
+        },
         "protocol": "wsolevaluation MaxBoxAccV2, interval 0.01",
-        "top1_cls": pct["top1_cls"], "top5_cls": pct["top5_cls"], "top1_loc": pct["top1_loc"],
-        "top5_loc": pct["top5_loc"], "gt_known_loc": pct["gt_known_loc"],
-        "arch": "small_cnn", "cam_method": "cam",
+        "top1_cls": pct["top1_cls"],
+        "top5_cls": pct["top5_cls"],
+        "top1_loc": pct["top1_loc"],
+        "top5_loc": pct["top5_loc"],
+        "gt_known_loc": pct["gt_known_loc"],
+        "arch": "small_cnn",
+        "cam_method": "cam",
     }
     if per_image:
         data["per_image"] = "result.per_image.csv"
@@ -46,7 +80,9 @@ def write_result(folder: Path, hits: dict[str, list[int]], ids: list[str] | None
             w = csv.writer(fh)
             w.writerow(HEADER)
             for i in rows:
-                w.writerow([ids[i], i % 2, i % 2, *(hits[c][i] for c in HEADER[3:11]), f"{hits['hit@50'][i] * 0.6:.3f}"])
+                w.writerow(
+                    [ids[i], i % 2, i % 2, *(hits[c][i] for c in HEADER[3:11]), f"{hits['hit@50'][i] * 0.6:.3f}"]
+                )
     data.update(extra or {})
     path = folder / "result.json"
     path.write_text(json.dumps(data))
@@ -54,15 +90,29 @@ def write_result(folder: Path, hits: dict[str, list[int]], ids: list[str] | None
 
 
 N = 10
-REF = {"top1_cls": [1] * 8 + [0, 1], "top5_cls": [1] * 10, "top1_loc": [1] * 6 + [0] * 4,
-       "top5_loc": [1] * 7 + [0] * 3, "gt_known_loc": [1] * 7 + [0] * 3,
-       "hit@30": [1] * 9 + [0], "hit@50": [1] * 5 + [0] * 5, "hit@70": [1] * 2 + [0] * 8}
+REF = {
+    "top1_cls": [1] * 8 + [0, 1],
+    "top5_cls": [1] * 10,
+    "top1_loc": [1] * 6 + [0] * 4,
+    "top5_loc": [1] * 7 + [0] * 3,
+    "gt_known_loc": [1] * 7 + [0] * 3,
+    "hit@30": [1] * 9 + [0],
+    "hit@50": [1] * 5 + [0] * 5,
+    "hit@70": [1] * 2 + [0] * 8,
+}
 # other vs ref: hit@50 b=5 (ref only), c=0 -> p = 2 / 2**5 = 0.0625
 #               top1_cls b=1 (image 9), c=1 (image 8) -> p = 1
 #               hit@30 identical -> b = c = 0, p = 1
-OTHER = {"top1_cls": [1] * 9 + [0], "top5_cls": [1] * 10, "top1_loc": [0] * 10,
-         "top5_loc": [1] * 7 + [0] * 3, "gt_known_loc": [1] * 7 + [0] * 3,
-         "hit@30": [1] * 9 + [0], "hit@50": [0] * 10, "hit@70": [0] * 10}
+OTHER = {
+    "top1_cls": [1] * 9 + [0],
+    "top5_cls": [1] * 10,
+    "top1_loc": [0] * 10,
+    "top5_loc": [1] * 7 + [0] * 3,
+    "gt_known_loc": [1] * 7 + [0] * 3,
+    "hit@30": [1] * 9 + [0],
+    "hit@50": [0] * 10,
+    "hit@70": [0] * 10,
+}
 
 
 @pytest.fixture
@@ -92,8 +142,17 @@ def test_values_intervals_and_pvalues(two):
     assert (r.b, r.c, r.test) == (5, 0, "sign_test") and r.p_value == pytest.approx(0.0625)
     ref = comp.row("baseline", "MaxBoxAcc@50")
     assert ref.value == 50.0 and ref.ci == (45.0, 55.0) and ref.p_value is None and ref.delta is None
-    assert comp.metrics == ["top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "MaxBoxAcc@30",
-                            "MaxBoxAcc@50", "MaxBoxAcc@70", "MaxBoxAccV2"]  # no PxAP anywhere
+    assert comp.metrics == [
+        "top1_cls",
+        "top5_cls",
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+        "MaxBoxAcc@30",
+        "MaxBoxAcc@50",
+        "MaxBoxAcc@70",
+        "MaxBoxAccV2",
+    ]  # no PxAP anywhere
     assert not [n for n in comp.notes if n.startswith("Warning")]
 
 
@@ -127,16 +186,20 @@ def test_mismatched_image_sets_is_an_error(tmp_path):
     ids = [f"c{i % 2}/img_{i:02d}.jpg" for i in range(N)]
     ids[3] = "c1/other.jpg"
     b = write_result(tmp_path / "b", OTHER, ids=ids)
-    with pytest.raises(InputError, match=r"not evaluated on the same images: 1 image\(s\) only in a "
-                                         r"\(c1/img_03.jpg\); 1 image\(s\) only in b \(c1/other.jpg\)"):
+    with pytest.raises(
+        InputError,
+        match=r"not evaluated on the same images: 1 image\(s\) only in a "
+        r"\(c1/img_03.jpg\); 1 image\(s\) only in b \(c1/other.jpg\)",
+    ):
         compare_results([a, b])
 
 
 def test_missing_optional_keys_show_dash(tmp_path):
     a = write_result(tmp_path / "a", REF)
     minimal = tmp_path / "scoremaps.json"
-    minimal.write_text(json.dumps({"num_images": N, "MaxBoxAcc": {"50": 40.0}, "MaxBoxAccV2": 33.3,
-                                   "PxAP": 61.2, "protocol": "V1"}))
+    minimal.write_text(
+        json.dumps({"num_images": N, "MaxBoxAcc": {"50": 40.0}, "MaxBoxAccV2": 33.3, "PxAP": 61.2, "protocol": "V1"})
+    )
     comp = compare_results([a, minimal])
     assert comp.names == ["a", "scoremaps"]
     assert "PxAP" in comp.metrics and comp.row("a", "PxAP").value is None
@@ -182,8 +245,9 @@ def test_inconsistent_json_and_csv_warn(tmp_path):
 
 def test_align_and_format_p(tmp_path):
     a = read_per_image_csv(write_result(tmp_path / "a", REF).with_name("result.per_image.csv"))
-    b = read_per_image_csv(write_result(tmp_path / "b", REF, order=[3, 1, 2, 0, 4, 5, 6, 7, 9, 8])
-                           .with_name("result.per_image.csv"))
+    b = read_per_image_csv(
+        write_result(tmp_path / "b", REF, order=[3, 1, 2, 0, 4, 5, 6, 7, 9, 8]).with_name("result.per_image.csv")
+    )
     order = align_per_image(a, b)
     assert [b.image_ids[i] for i in order] == a.image_ids
     assert format_p(0.0342) == "0.034" and format_p(2.1e-5) == "2.1e-05" and format_p(None) == "—"

@@ -11,8 +11,17 @@ from matplotlib.image import AxesImage
 from matplotlib.text import Text
 
 from eval.errors import InputError
-from eval.figures import (MIN_FONT_PT, GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, overlay_cam,
-                          per_class_figure, save_figure, short_class_name)
+from eval.figures import (
+    MIN_FONT_PT,
+    GridCell,
+    GridRow,
+    boxacc_curves_figure,
+    cam_grid_figure,
+    overlay_cam,
+    per_class_figure,
+    save_figure,
+    short_class_name,
+)
 
 S = 32
 
@@ -28,11 +37,25 @@ def _rows(nrows: int, ncols: int) -> list[GridRow]:
     rows = []
     for r in range(nrows):
         image = rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
-        cells = [GridCell(cam=_blob(10 + c, 12, 4 + c), pred_box=(4, 5, 20 + c, 22), iou=0.5 + 0.1 * c,
-                          pred_name="017.Cardinal_with_a_very_long_class_name", correct=c % 2 == 0)
-                 for c in range(ncols)]
-        rows.append(GridRow(image=image, cells=cells, gt_boxes=np.array([[3, 4, 18, 20]]),
-                            label=f"017.Cardinal/Cardinal_00{r}_17057.jpg", true_name="017.Cardinal"))
+        cells = [
+            GridCell(
+                cam=_blob(10 + c, 12, 4 + c),
+                pred_box=(4, 5, 20 + c, 22),
+                iou=0.5 + 0.1 * c,
+                pred_name="017.Cardinal_with_a_very_long_class_name",
+                correct=c % 2 == 0,
+            )
+            for c in range(ncols)
+        ]
+        rows.append(
+            GridRow(
+                image=image,
+                cells=cells,
+                gt_boxes=np.array([[3, 4, 18, 20]]),
+                label=f"017.Cardinal/Cardinal_00{r}_17057.jpg",
+                true_name="017.Cardinal",
+            )
+        )
     return rows
 
 
@@ -118,8 +141,10 @@ def test_grid_without_prediction_box_or_class(tmp_path):
 
 def test_boxacc_curves(tmp_path):
     t = np.arange(0, 1, 0.01)
-    curves = {n: {d: 80 * np.exp(-((t - 0.2 - 0.1 * i) / 0.2) ** 2) - int(d) / 10 for d in ("30", "50", "70")}
-              for i, n in enumerate(["baseline", "CutMix"])}
+    curves = {
+        n: {d: 80 * np.exp(-(((t - 0.2 - 0.1 * i) / 0.2) ** 2)) - int(d) / 10 for d in ("30", "50", "70")}
+        for i, n in enumerate(["baseline", "CutMix"])
+    }
     fig = boxacc_curves_figure(curves, {n: t for n in curves})
     panels = [ax for ax in fig.axes if ax.lines]
     assert len(panels) == 3 and [ax.get_title() for ax in panels] == ["IoU ≥ 0.3", "IoU ≥ 0.5", "IoU ≥ 0.7"]
@@ -152,14 +177,25 @@ def test_per_class_bars(tmp_path):
     assert min(_texts_readable(fig)) >= MIN_FONT_PT
     _check_files(save_figure(fig, tmp_path / "pc.png"))
     few = per_class_figure(names[:3], {k: v[:3] for k, v in values.items()})
-    assert len(few.axes) == 1 and [t.get_text() for t in few.axes[0].get_yticklabels()] == ["Class 0", "Class 1", "Class 2"]
+    assert len(few.axes) == 1 and [t.get_text() for t in few.axes[0].get_yticklabels()] == [
+        "Class 0",
+        "Class 1",
+        "Class 2",
+    ]
 
 
 def test_module_imports_no_torch_and_leaves_the_backend_alone():
     import subprocess
 
-    code = ("import sys, eval.figures; print(sorted(m for m in ('torch', 'wsol', 'cam', 'matplotlib.pyplot') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    code = (
+        "import sys, eval.figures; print(sorted(m for m in ('torch', 'wsol', 'cam', 'matplotlib.pyplot') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+    )
     assert out.stdout.strip() == "[]"

@@ -23,13 +23,16 @@ def ilsvrc_test(meta_root):
     return read_split(meta_root / "ILSVRC/test")
 
 
-@pytest.mark.parametrize("split, images, boxes", [
-    ("CUB/train", 5994, 5994),
-    ("CUB/val", 1000, 1000),
-    ("CUB/test", 5794, 5794),
-    ("ILSVRC/val", 10000, 18532),
-    ("ILSVRC/test", 50000, 80477),
-])
+@pytest.mark.parametrize(
+    "split, images, boxes",
+    [
+        ("CUB/train", 5994, 5994),
+        ("CUB/val", 1000, 1000),
+        ("CUB/test", 5794, 5794),
+        ("ILSVRC/val", 10000, 18532),
+        ("ILSVRC/test", 50000, 80477),
+    ],
+)
 def test_real_box_splits(meta_root, ilsvrc_test, split, images, boxes):
     m = ilsvrc_test if split == "ILSVRC/test" else read_split(meta_root / split)
     assert m.kind == "boxes"
@@ -45,8 +48,7 @@ def test_real_values(meta_root, ilsvrc_test):
     assert m.image_ids[0] == "val/ILSVRC2012_val_00000001.JPEG"
     assert m.labels["val/ILSVRC2012_val_00000001.JPEG"] == 65  # the sea snake, sorted-WNID order
     assert m.sizes["val/ILSVRC2012_val_00000001.JPEG"] == (500, 375)
-    np.testing.assert_array_equal(m.boxes["val/ILSVRC2012_val_00000002.JPEG"],
-                                  [[45, 49, 499, 162], [2, 69, 437, 207]])
+    np.testing.assert_array_equal(m.boxes["val/ILSVRC2012_val_00000002.JPEG"], [[45, 49, 499, 162], [2, 69, 437, 207]])
     assert m.num_classes == 1000
     cub = read_split(meta_root / "CUB/test")
     first = "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18.jpg"
@@ -55,8 +57,7 @@ def test_real_values(meta_root, ilsvrc_test):
     assert cub.num_classes == 200
 
 
-@pytest.mark.parametrize("split, images, masks", [("OpenImages/val", 2500, 3854),
-                                                  ("OpenImages/test", 5000, 7632)])
+@pytest.mark.parametrize("split, images, masks", [("OpenImages/val", 2500, 3854), ("OpenImages/test", 5000, 7632)])
 def test_real_mask_splits(meta_root, split, images, masks):
     m = read_split(meta_root / split)
     assert m.kind == "masks" and m.problems == []
@@ -65,8 +66,10 @@ def test_real_mask_splits(meta_root, split, images, masks):
     assert all(m.ignore[i] is not None for i in m.image_ids)
     if split.endswith("test"):
         iid = "test/01226z/7af766bd43da900b.jpg"
-        assert m.masks[iid] == ["test/01226z/7af766bd43da900b_m01226z_6554d965.png",
-                                "test/01226z/7af766bd43da900b_m01226z_8856c605.png"]
+        assert m.masks[iid] == [
+            "test/01226z/7af766bd43da900b_m01226z_6554d965.png",
+            "test/01226z/7af766bd43da900b_m01226z_8856c605.png",
+        ]
         assert m.ignore[iid] == "test/01226z/7af766bd43da900b_ignore.png"
 
 
@@ -83,11 +86,13 @@ def _write(d: Path, **files: str) -> Path:
 
 
 def test_crlf_trailing_newline_and_multiple_boxes(tmp_path):
-    d = _write(tmp_path / "m",
-               image_ids="a.jpg\r\nb.jpg\r\n",
-               class_labels="a.jpg,3\r\nb.jpg,0\r\n",
-               image_sizes="a.jpg,10,20\r\nb.jpg,5,5\r\n",
-               localization="a.jpg,1,2,4,3\r\nb.jpg,0,0,4,4\r\na.jpg,0,0,9,19\r\n")
+    d = _write(
+        tmp_path / "m",
+        image_ids="a.jpg\r\nb.jpg\r\n",
+        class_labels="a.jpg,3\r\nb.jpg,0\r\n",
+        image_sizes="a.jpg,10,20\r\nb.jpg,5,5\r\n",
+        localization="a.jpg,1,2,4,3\r\nb.jpg,0,0,4,4\r\na.jpg,0,0,9,19\r\n",
+    )
     m = read_split(d)
     assert m.image_ids == ["a.jpg", "b.jpg"] and m.labels == {"a.jpg": 3, "b.jpg": 0}
     np.testing.assert_array_equal(m.boxes["a.jpg"], [[1, 2, 4, 3], [0, 0, 9, 19]])
@@ -95,19 +100,26 @@ def test_crlf_trailing_newline_and_multiple_boxes(tmp_path):
 
 
 def test_masks_without_sizes(tmp_path):
-    d = _write(tmp_path / "m", image_ids="x/a.jpg", class_labels="x/a.jpg,0", image_sizes="",
-               localization="x/a.jpg,x/a_m1.png,x/a_ignore.png\nx/a.jpg,x/a_m2.png,")
+    d = _write(
+        tmp_path / "m",
+        image_ids="x/a.jpg",
+        class_labels="x/a.jpg,0",
+        image_sizes="",
+        localization="x/a.jpg,x/a_m1.png,x/a_ignore.png\nx/a.jpg,x/a_m2.png,",
+    )
     m = read_split(d)
     assert m.kind == "masks" and m.masks["x/a.jpg"] == ["x/a_m1.png", "x/a_m2.png"]
     assert m.ignore["x/a.jpg"] == "x/a_ignore.png"
 
 
 def test_every_problem_is_listed(tmp_path):
-    d = _write(tmp_path / "m",
-               image_ids="a.jpg\nb.jpg\nb.jpg\nc.jpg",
-               class_labels="a.jpg,1\nb.jpg,x\nzzz.jpg,0\nc.jpg,-1\nc.jpg",
-               image_sizes="a.jpg,10,10\nb.jpg,10,10\nc.jpg,10,10",
-               localization="a.jpg,5,0,4,3\nb.jpg,0,0,10,9\nc.jpg,-1,0,3,3\nq.jpg,0,0,1,1\nc.jpg,1,2,3")
+    d = _write(
+        tmp_path / "m",
+        image_ids="a.jpg\nb.jpg\nb.jpg\nc.jpg",
+        class_labels="a.jpg,1\nb.jpg,x\nzzz.jpg,0\nc.jpg,-1\nc.jpg",
+        image_sizes="a.jpg,10,10\nb.jpg,10,10\nc.jpg,10,10",
+        localization="a.jpg,5,0,4,3\nb.jpg,0,0,10,9\nc.jpg,-1,0,3,3\nq.jpg,0,0,1,1\nc.jpg,1,2,3",
+    )
     m = read_split(d, strict=False)
     got = {(Path(p.file).name, p.line) for p in m.problems}
     assert ("image_ids.txt", 3) in got  # duplicate id
@@ -148,9 +160,13 @@ def test_missing_files_and_folder(tmp_path):
 
 
 def test_empty_lines_and_conflicting_ignore(tmp_path):
-    d = _write(tmp_path / "m", image_ids="a.jpg\n\nb.jpg", class_labels="a.jpg,0\nb.jpg,0",
-               image_sizes="",
-               localization="a.jpg,m1.png,ign.png\na.jpg,m2.png,other.png\nb.jpg,,x.png")
+    d = _write(
+        tmp_path / "m",
+        image_ids="a.jpg\n\nb.jpg",
+        class_labels="a.jpg,0\nb.jpg,0",
+        image_sizes="",
+        localization="a.jpg,m1.png,ign.png\na.jpg,m2.png,other.png\nb.jpg,,x.png",
+    )
     m = read_split(d, strict=False)
     got = sorted((Path(p.file).name, p.line) for p in m.problems)
     assert ("image_ids.txt", 2) in got
@@ -181,8 +197,12 @@ def test_empty_split_is_a_problem(tmp_path):
 
 
 def test_bom_crlf_and_no_final_newline_parse_like_clean_files(tmp_path):
-    clean = {"image_ids": "a b/é.jpg\nc.jpg\n", "class_labels": "a b/é.jpg,1\nc.jpg,0\n",
-             "image_sizes": "a b/é.jpg,10,20\nc.jpg,5,5\n", "localization": "a b/é.jpg,1,2,4,3\nc.jpg,0,0,4,4\n"}
+    clean = {
+        "image_ids": "a b/é.jpg\nc.jpg\n",
+        "class_labels": "a b/é.jpg,1\nc.jpg,0\n",
+        "image_sizes": "a b/é.jpg,10,20\nc.jpg,5,5\n",
+        "localization": "a b/é.jpg,1,2,4,3\nc.jpg,0,0,4,4\n",
+    }
     a = read_split(_write(tmp_path / "clean", **clean))
     dirty = {k: "\ufeff" + v.replace("\n", "\r\n").rstrip("\r\n") for k, v in clean.items()}
     b = read_split(_write(tmp_path / "dirty", **dirty))

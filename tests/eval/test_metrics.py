@@ -11,21 +11,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.baseline_boxes import BaselineBoxAccuracy
 from eval.errors import InputError
-from eval.metrics import (BoxAccuracy, Classification, PxAP, TopKLocalization, box_hits_job, pxap_edges,
-                          pxap_from_histograms, pxap_histograms)
+from eval.metrics import (
+    BoxAccuracy,
+    Classification,
+    PxAP,
+    TopKLocalization,
+    box_hits_job,
+    pxap_edges,
+    pxap_from_histograms,
+    pxap_histograms,
+)
 from eval.sweep import SweepPool
 from tests.eval.test_sweep import make_map, random_gt
 
 
 def _dataset(n=16, size=48, seed=0):
     rng = np.random.default_rng(seed)
-    maps = np.stack([make_map(rng, ("smooth", "noisy", "blocks", "constant")[i % 4], size, size)
-                     for i in range(n)])
+    maps = np.stack([make_map(rng, ("smooth", "noisy", "blocks", "constant")[i % 4], size, size) for i in range(n)])
     gts = [random_gt(rng, size, size) for _ in range(n)]
     return maps, gts
 
 
 # ------------------------------------------------------------------------------- BoxAccuracy
+
 
 @pytest.mark.parametrize("multi_contour", [True, False])
 def test_box_accuracy_matches_reference_evaluator(multi_contour):
@@ -56,7 +64,7 @@ def test_batches_equal_one_shot_and_merge_equals_whole():
     whole.update(maps, gts, ids)
     batched = BoxAccuracy(0.05)
     for i in range(0, 12, 5):
-        batched.update(maps[i:i + 5], gts[i:i + 5], ids[i:i + 5])
+        batched.update(maps[i : i + 5], gts[i : i + 5], ids[i : i + 5])
     single = BoxAccuracy(0.05)
     for m, g, i in zip(maps, gts, ids):
         single.update(m, g, i)
@@ -143,6 +151,7 @@ def test_box_accuracy_errors():
 
 # ------------------------------------------------------------------------------------- PxAP
 
+
 def _naive_pxap(scoremaps, masks, interval):
     """Protocol 3.2 by direct counting: operating points s >= edge, from the highest edge down."""
     edges = np.append(np.arange(0, 1, interval), [1.0, 2.0, 3.0])
@@ -201,6 +210,7 @@ def test_pxap_errors():
 
 
 # ------------------------------------------------------------------------ old protocol, classes
+
 
 def test_topk_localization_and_classification():
     s = np.zeros((20, 20))

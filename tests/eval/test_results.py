@@ -44,16 +44,31 @@ def evaluated():
     ev = LocalizationEvaluator(st)
     for i in range(9):
         m = make_map(rng, ("smooth", "blocks", "noisy")[i % 3], 28, 28)
-        ev.add(f"{i % 3:03d}.cls/img_{i}.jpg", score_image(st, m, random_gt(rng, 28, 28)), i % 3,
-               list(rng.permutation(5)))
+        ev.add(
+            f"{i % 3:03d}.cls/img_{i}.jpg", score_image(st, m, random_gt(rng, 28, 28)), i % 3, list(rng.permutation(5))
+        )
     return ev.compute(resamples=100)
 
 
 def _run_keys():
-    return {"checkpoint": "runs/x/last.pt", "arch": "small_cnn", "arch_options": {"layer4_stride": 1},
-            "model": {"arch": "small_cnn"}, "cam_method": "cam", "dataset": "synthetic", "split": "test",
-            "preset": None, "num_skipped": 0, "skipped": [], "num_without_gt_in_frame": 0, "processes": 1,
-            "device": "cpu", "elapsed_seconds": 1.25, "images_per_second": 7.2, "note": "an extra run key"}
+    return {
+        "checkpoint": "runs/x/last.pt",
+        "arch": "small_cnn",
+        "arch_options": {"layer4_stride": 1},
+        "model": {"arch": "small_cnn"},
+        "cam_method": "cam",
+        "dataset": "synthetic",
+        "split": "test",
+        "preset": None,
+        "num_skipped": 0,
+        "skipped": [],
+        "num_without_gt_in_frame": 0,
+        "processes": 1,
+        "device": "cpu",
+        "elapsed_seconds": 1.25,
+        "images_per_second": 7.2,
+        "note": "an extra run key",
+    }
 
 
 def test_assemble_write_load_round_trip(evaluated, tmp_path):
@@ -70,9 +85,9 @@ def test_assemble_write_load_round_trip(evaluated, tmp_path):
     assert loaded.data == expected  # same values (JSON types)
     # the fixed, documented order: what the run was, the metrics, other keys, how it went, side files
     keys = list(loaded.data)
-    assert keys[:len(HEAD_KEYS)] == [k for k in HEAD_KEYS if k in loaded.data]
+    assert keys[: len(HEAD_KEYS)] == [k for k in HEAD_KEYS if k in loaded.data]
     assert keys[:2] == ["num_images", "cam_curve_interval"]
-    assert keys[-len(LAST_KEYS):] == list(LAST_KEYS)
+    assert keys[-len(LAST_KEYS) :] == list(LAST_KEYS)
     run_part = [k for k in keys if k in RUN_KEYS]
     assert run_part == [k for k in RUN_KEYS if k in loaded.data]
     assert keys.index("note") > max(keys.index(k) for k in metrics if k not in (*HEAD_KEYS, *LAST_KEYS))
@@ -108,13 +123,27 @@ def test_assemble_write_load_round_trip(evaluated, tmp_path):
 
 
 def test_write_result_puts_keys_in_order_and_refuses_overwrite(tmp_path):
-    shuffled = {"BoxAcc_curve": {"thresholds": [0.0, 0.5], "50": [10.0, 20.0]}, "elapsed_seconds": 2.0,
-                "MaxBoxAcc": {"50": 20.0}, "protocol": "p", "num_images": 3, "settings": {"a": 1},
-                "cam_curve_interval": 0.5}
+    shuffled = {
+        "BoxAcc_curve": {"thresholds": [0.0, 0.5], "50": [10.0, 20.0]},
+        "elapsed_seconds": 2.0,
+        "MaxBoxAcc": {"50": 20.0},
+        "protocol": "p",
+        "num_images": 3,
+        "settings": {"a": 1},
+        "cam_curve_interval": 0.5,
+    }
     path = write_result(tmp_path / "s.json", shuffled, per_image={"image_id": ["a", "b", "c"], "hit@50": [1, 0, 0]})
     data = json.loads(path.read_text())
-    assert list(data) == ["num_images", "cam_curve_interval", "MaxBoxAcc", "protocol", "settings",
-                          "elapsed_seconds", "per_image", "BoxAcc_curve"]
+    assert list(data) == [
+        "num_images",
+        "cam_curve_interval",
+        "MaxBoxAcc",
+        "protocol",
+        "settings",
+        "elapsed_seconds",
+        "per_image",
+        "BoxAcc_curve",
+    ]
     assert list(assemble_result(data)) == list(data)  # idempotent
     assert (tmp_path / "s.per_image.csv").read_text() == "image_id,hit@50\na,1\nb,0\nc,0\n"
     with pytest.raises(InputError):
@@ -122,15 +151,22 @@ def test_write_result_puts_keys_in_order_and_refuses_overwrite(tmp_path):
 
 
 def test_assemble_result_rules():
-    r = assemble_result({"MaxBoxAcc": {"50": 1.0}, "num_images": 4, "device": "x"}, device="cpu", arch="a",
-                        zeta=1)
+    r = assemble_result({"MaxBoxAcc": {"50": 1.0}, "num_images": 4, "device": "x"}, device="cpu", arch="a", zeta=1)
     assert list(r) == ["num_images", "arch", "MaxBoxAcc", "zeta", "device"]
     assert r["device"] == "cpu"  # a run key overrides a metric key
 
 
 def test_to_jsonable():
-    out = to_jsonable({"a": np.float32(0.5), "b": (np.int64(3), np.bool_(True)), "c": float("nan"),
-                       "d": np.arange(3), "e": Path("x/y"), 7: [math.inf]})
+    out = to_jsonable(
+        {
+            "a": np.float32(0.5),
+            "b": (np.int64(3), np.bool_(True)),
+            "c": float("nan"),
+            "d": np.arange(3),
+            "e": Path("x/y"),
+            7: [math.inf],
+        }
+    )
     assert out == {"a": 0.5, "b": [3, True], "c": None, "d": [0, 1, 2], "e": "x/y", "7": [None]}
     assert type(out["b"][0]) is int and type(out["b"][1]) is bool
 
@@ -146,9 +182,18 @@ def test_per_class_rows_and_csv(tmp_path):
     np.testing.assert_array_equal(pc.columns["top1_cls"], [50.0, 100.0, np.nan])
 
 
-RESULT = {"num_images": 12, "cam_method": "cam", "images_per_second": 3.5, "top1_cls": 75.0, "gt_known_loc": 50.0,
-          "MaxBoxAcc": {"30": 80.0, "50": 60.0}, "best_threshold": {"30": 0.1, "50": 0.25}, "MaxBoxAccV2": 70.0,
-          "ci95": {"MaxBoxAcc@50": [55.0, 65.125], "top1_cls": [70.0, 80.0]}, "num_skipped": 2}
+RESULT = {
+    "num_images": 12,
+    "cam_method": "cam",
+    "images_per_second": 3.5,
+    "top1_cls": 75.0,
+    "gt_known_loc": 50.0,
+    "MaxBoxAcc": {"30": 80.0, "50": 60.0},
+    "best_threshold": {"30": 0.1, "50": 0.25},
+    "MaxBoxAccV2": 70.0,
+    "ci95": {"MaxBoxAcc@50": [55.0, 65.125], "top1_cls": [70.0, 80.0]},
+    "num_skipped": 2,
+}
 
 
 def test_format_summary_table():
@@ -180,8 +225,12 @@ def test_write_result_writes_side_files_as_one_unit(tmp_path, monkeypatch):
     result = {"num_images": 1, "per_class": "r.per_class.csv", "config": "r.config.json"}
     side = {"r.per_class.csv": "class,num_images\na,1\n", tmp_path / "r.config.json": "{}\n"}
     path = write_result(tmp_path / "r.json", result, per_image={"image_id": ["x"]}, side_files=side)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.config.json", "r.json", "r.per_class.csv",
-                                                          "r.per_image.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "r.config.json",
+        "r.json",
+        "r.per_class.csv",
+        "r.per_image.csv",
+    ]
     assert (tmp_path / "r.per_class.csv").read_text() == "class,num_images\na,1\n"
     assert json.loads(path.read_text())["per_image"] == "r.per_image.csv"
     # the JSON's rename fails: nothing of the new result reaches the final paths
@@ -195,6 +244,10 @@ def test_write_result_writes_side_files_as_one_unit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(InputError, match="Input/output error"):
-        write_result(out / "r.json", result, per_image={"image_id": ["x"]},
-                     side_files={"r.per_class.csv": "new\n", "r.config.json": "{}\n"})
+        write_result(
+            out / "r.json",
+            result,
+            per_image={"image_id": ["x"]},
+            side_files={"r.per_class.csv": "new\n", "r.config.json": "{}\n"},
+        )
     assert [p.name for p in out.iterdir()] == []

@@ -58,9 +58,13 @@ def cub(tmp_path_factory, shared_dir):
         np.save(p, m)
         maps[iid] = m
     preds = root / "preds.csv"
-    preds.write_text("image_id,p1,p2,p3,p4,p5\n" + "".join(
-        f"{iid},{(meta.labels[iid] + (i % 3 == 0)) % 200},{meta.labels[iid]},7,8,9\n"
-        for i, iid in enumerate(meta.image_ids)))
+    preds.write_text(
+        "image_id,p1,p2,p3,p4,p5\n"
+        + "".join(
+            f"{iid},{(meta.labels[iid] + (i % 3 == 0)) % 200},{meta.labels[iid]},7,8,9\n"
+            for i, iid in enumerate(meta.image_ids)
+        )
+    )
     return root, meta_dir, meta, maps, preds
 
 
@@ -91,8 +95,9 @@ def test_cub_subset_matches_reference_evaluator(cub):
 
 def test_v1_with_workers_matches_reference(cub):
     root, meta_dir, meta, maps, _ = cub
-    result, _ = evaluate_scoremaps(meta_dir, root / "maps", workers=2, multi_contour=False,
-                                   iou_thresholds=(50,), cam_curve_interval=0.05)
+    result, _ = evaluate_scoremaps(
+        meta_dir, root / "maps", workers=2, multi_contour=False, iou_thresholds=(50,), cam_curve_interval=0.05
+    )
     ref = BaselineBoxAccuracy(0.05, iou_thresholds=(50,), multi_contour=False)
     for iid in meta.image_ids:
         ref.accumulate(maps[iid], rescale_boxes_wsolevaluation(meta.boxes[iid], meta.sizes[iid], (224, 224)))
@@ -144,13 +149,22 @@ def test_cli_writes_contract_json_without_importing_torch(cub, tmp_path):
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "MaxBoxAccV2" in proc.stdout
     data = json.loads(out.read_text())
-    for key in ("num_images", "cam_curve_interval", "MaxBoxAcc", "MaxBoxAccV2", "best_threshold",
-                "ci95", "protocol", "top1_loc", "top5_loc", "gt_known_loc"):
+    for key in (
+        "num_images",
+        "cam_curve_interval",
+        "MaxBoxAcc",
+        "MaxBoxAccV2",
+        "best_threshold",
+        "ci95",
+        "protocol",
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+    ):
         assert key in data, key
     assert set(data["MaxBoxAcc"]) == {"30", "50", "70"}
     expected, _ = evaluate_scoremaps(meta_dir, root / "maps", workers=1, predictions=preds)
@@ -161,22 +175,47 @@ def test_cli_writes_contract_json_without_importing_torch(cub, tmp_path):
     assert header[0] == "image_id" and len(per_image) == N_CUB + 1
     assert {"hit@30", "hit@50", "hit@70", "top1_loc", "gt_known_loc", "top1_cls", "best_iou"} <= set(header)
     # the existing output is not replaced without --overwrite
-    proc = subprocess.run([sys.executable, "-m", "wsol", "evaluate-scoremaps", "--metadata-dir", str(meta_dir),
-                           "--scoremap-dir", str(root / "maps"), "--output", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wsol",
+            "evaluate-scoremaps",
+            "--metadata-dir",
+            str(meta_dir),
+            "--scoremap-dir",
+            str(root / "maps"),
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
 def test_command_module_import_is_light():
-    code = ("import sys\nimport wsol.commands.evaluate_scoremaps as m\nfrom wsol.cli import build_parser\n"
-            "build_parser('evaluate-scoremaps')\nassert 'torch' not in sys.modules\n"
-            "assert 'numba' not in sys.modules and 'cv2' not in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys\nimport wsol.commands.evaluate_scoremaps as m\nfrom wsol.cli import build_parser\n"
+        "build_parser('evaluate-scoremaps')\nassert 'torch' not in sys.modules\n"
+        "assert 'numba' not in sys.modules and 'cv2' not in sys.modules\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 # ------------------------------------------------------------------------------ PxAP (masks)
+
 
 def test_openimages_subset_pxap(shared_dir, tmp_path):
     meta_dir = tmp_path / "meta"
@@ -192,7 +231,7 @@ def test_openimages_subset_pxap(shared_dir, tmp_path):
         for rel in meta.masks[iid]:
             inst = np.zeros((size, size), dtype=np.uint8)
             x0, y0 = rng.integers(0, size - 8, 2)
-            inst[y0:y0 + rng.integers(4, 30), x0:x0 + rng.integers(4, 30)] = 255
+            inst[y0 : y0 + rng.integers(4, 30), x0 : x0 + rng.integers(4, 30)] = 255
             fg |= inst > 0
             if k == 0:  # stored at twice the size: nearest resizing gives back the same mask
                 inst = np.repeat(np.repeat(inst, 2, axis=0), 2, axis=1)
@@ -212,8 +251,7 @@ def test_openimages_subset_pxap(shared_dir, tmp_path):
         p = tmp_path / "maps" / (iid + ".npy")
         p.parent.mkdir(parents=True, exist_ok=True)
         np.save(p, s)
-        np.testing.assert_array_equal(
-            load_gt_mask(mask_root, meta.masks[iid], meta.ignore[iid], (size, size), iid), gt)
+        np.testing.assert_array_equal(load_gt_mask(mask_root, meta.masks[iid], meta.ignore[iid], (size, size), iid), gt)
     with pytest.raises(InputError, match="--mask-root"):
         evaluate_scoremaps(meta_dir, tmp_path / "maps", workers=1)
     result, _ = evaluate_scoremaps(meta_dir, tmp_path / "maps", mask_root=mask_root, workers=2)

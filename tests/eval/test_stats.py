@@ -75,8 +75,7 @@ def test_mcnemar_exact_hand_computed():
 def test_mcnemar_large_n_uses_log_space_consistently():
     n = 30000
     k = 14500
-    r = mcnemar_exact(np.r_[np.ones(k), np.zeros(n - k)].astype(bool),
-                      np.r_[np.zeros(k), np.ones(n - k)].astype(bool))
+    r = mcnemar_exact(np.r_[np.ones(k), np.zeros(n - k)].astype(bool), np.r_[np.zeros(k), np.ones(n - k)].astype(bool))
     # normal approximation of the two-sided tail as a sanity check
     z = (k + 0.5 - n / 2) / math.sqrt(n / 4)
     approx = math.erfc(-z / math.sqrt(2))

@@ -28,8 +28,17 @@ def constant_batch(b: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_registry_lists_every_variant():
     assert set(AUGMENTATIONS.names()) == {
-        "none", "cutout", "mixup", "cutmix", "cutmix_center_gaussian", "cutmix_fixed_size",
-        "cutmix_scheduled", "cutmix_one_hot", "cutmix_complete_label", "feature_cutmix"}
+        "none",
+        "cutout",
+        "mixup",
+        "cutmix",
+        "cutmix_center_gaussian",
+        "cutmix_fixed_size",
+        "cutmix_scheduled",
+        "cutmix_one_hot",
+        "cutmix_complete_label",
+        "feature_cutmix",
+    }
 
 
 def test_unknown_option_and_name_are_user_errors():
@@ -167,8 +176,7 @@ def test_cutout_fraction_holes_and_prob_zero():
 def test_mixup_per_batch_uses_one_lambda():
     b = 6
     images, labels = constant_batch(b, 4, 4)
-    out, soft = build_augmentation("mixup", b, alpha=0.4)(images, labels,
-                                                          generator=torch.Generator().manual_seed(9))
+    out, soft = build_augmentation("mixup", b, alpha=0.4)(images, labels, generator=torch.Generator().manual_seed(9))
     self_w = soft[torch.arange(b), labels]
     moved = self_w < 1  # samples whose partner is another image
     assert moved.any()

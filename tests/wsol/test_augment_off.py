@@ -13,8 +13,7 @@ import torch
 from wsol.augment import build_augmentation, to_soft
 from wsol.errors import UserError
 
-CUTMIX_FAMILY = ["cutmix", "cutmix_center_gaussian", "cutmix_scheduled", "cutmix_one_hot",
-                 "cutmix_complete_label"]
+CUTMIX_FAMILY = ["cutmix", "cutmix_center_gaussian", "cutmix_scheduled", "cutmix_one_hot", "cutmix_complete_label"]
 
 
 def _batch(b: int = 6, k: int = 4, h: int = 15, w: int = 22):
@@ -25,8 +24,9 @@ def _batch(b: int = 6, k: int = 4, h: int = 15, w: int = 22):
     return images, labels, soft
 
 
-@pytest.mark.parametrize("name,option", [(n, "beta") for n in CUTMIX_FAMILY + ["feature_cutmix"]]
-                         + [("mixup", "alpha")])
+@pytest.mark.parametrize(
+    "name,option", [(n, "beta") for n in CUTMIX_FAMILY + ["feature_cutmix"]] + [("mixup", "alpha")]
+)
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_zero_switches_mixing_off(name, option, per_sample):
     k = 4
@@ -65,8 +65,10 @@ def test_zero_beta_feature_cutmix_plan_mixes_nothing():
     assert not plan.cut.applied.any()
 
 
-@pytest.mark.parametrize("name,option", [("cutmix", "beta"), ("cutmix_center_gaussian", "beta"),
-                                         ("feature_cutmix", "beta"), ("mixup", "alpha")])
+@pytest.mark.parametrize(
+    "name,option",
+    [("cutmix", "beta"), ("cutmix_center_gaussian", "beta"), ("feature_cutmix", "beta"), ("mixup", "alpha")],
+)
 @pytest.mark.parametrize("bad", [-1.0, -1e-9, float("nan")])
 def test_negative_or_nan_is_refused(name, option, bad):
     with pytest.raises(UserError, match=rf"{option} must be >= 0"):
@@ -75,20 +77,24 @@ def test_negative_or_nan_is_refused(name, option, bad):
 
 def test_positive_beta_still_mixes():
     images, labels, _ = _batch()
-    out, soft = build_augmentation("cutmix", 4, beta=0.5)(images, labels,
-                                                          generator=torch.Generator().manual_seed(0))
+    out, soft = build_augmentation("cutmix", 4, beta=0.5)(images, labels, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(out, images)
 
 
 def test_recipe_options_accept_zero_and_the_box_rule():
     from wsol.train import load_recipe
 
-    cfg = load_recipe("synthetic_cpu", ["aug_options.cutmix.beta=0", "aug_options.mixup.alpha=0",
-                                        "aug_options.cutout.box_rule=exact_side"], aug="cutmix")
+    cfg = load_recipe(
+        "synthetic_cpu",
+        ["aug_options.cutmix.beta=0", "aug_options.mixup.alpha=0", "aug_options.cutout.box_rule=exact_side"],
+        aug="cutmix",
+    )
     assert cfg.aug_options["cutmix"]["beta"] == 0 and cfg.aug_options["mixup"]["alpha"] == 0
     assert cfg.aug_options["cutout"]["box_rule"] == "exact_side"
-    for bad, match in [("aug_options.cutmix.beta=-1", "beta must be >= 0"),
-                       ("aug_options.cutmix.box_rule=exact", "box_rule must be one of")]:
+    for bad, match in [
+        ("aug_options.cutmix.beta=-1", "beta must be >= 0"),
+        ("aug_options.cutmix.box_rule=exact", "box_rule must be one of"),
+    ]:
         with pytest.raises(UserError, match=match):
             load_recipe("synthetic_cpu", [bad])
 
@@ -98,10 +104,30 @@ def test_recipe_options_accept_zero_and_the_box_rule():
 def _train(tmp_path, tiny_synth, name: str, aug: str, *sets: str) -> int:
     from wsol.cli import main
 
-    args = ["train", "--recipe", "synthetic_cpu", "--aug", aug, "--out", str(tmp_path / name),
-            "--set", f"data_root={tiny_synth}", "--set", "epochs=1", "--set", "batch_size=8",
-            "--set", "val_every=0", "--set", "model_options.widths=[4,4,4,4,4]",
-            "--seed", "1", "--device", "cpu", "--no-progress"]
+    args = [
+        "train",
+        "--recipe",
+        "synthetic_cpu",
+        "--aug",
+        aug,
+        "--out",
+        str(tmp_path / name),
+        "--set",
+        f"data_root={tiny_synth}",
+        "--set",
+        "epochs=1",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "val_every=0",
+        "--set",
+        "model_options.widths=[4,4,4,4,4]",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     for s in sets:
         args += ["--set", s]
     return main(args)
@@ -113,8 +139,7 @@ def _weights(path):
     return read_checkpoint(path)["state_dict"]
 
 
-def test_wsol_train_with_zero_beta_and_alpha_equals_no_augmentation(tiny_synth, tmp_path, capsys,
-                                                                     one_torch_thread):
+def test_wsol_train_with_zero_beta_and_alpha_equals_no_augmentation(tiny_synth, tmp_path, capsys, one_torch_thread):
     assert _train(tmp_path, tiny_synth, "none", "none") == 0
     assert _train(tmp_path, tiny_synth, "cutmix0", "cutmix", "aug_options.cutmix.beta=0") == 0
     assert _train(tmp_path, tiny_synth, "mixup0", "mixup", "aug_options.mixup.alpha=0") == 0

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from wsol.augment import (BOX_RULES, DEFAULT_BOX_RULE, CutDraws, CutoutDraws, build_augmentation,
-                          cut_sides)
+from wsol.augment import BOX_RULES, DEFAULT_BOX_RULE, CutDraws, CutoutDraws, build_augmentation, cut_sides
 from wsol.augment.base import box_span
 from wsol.errors import UserError
 
@@ -34,7 +33,7 @@ def rand_bbox_cutmix_pytorch(size, lam, randint_w, randint_h):
     its ``np.random.randint(W)`` and ``np.random.randint(H)``."""
     W = size[2]
     H = size[3]
-    cut_rat = np.sqrt(1. - lam)
+    cut_rat = np.sqrt(1.0 - lam)
     cut_w = int(W * cut_rat)  # the original spells it np.int, removed from NumPy since
     cut_h = int(H * cut_rat)
 
@@ -50,8 +49,7 @@ def rand_bbox_cutmix_pytorch(size, lam, randint_w, randint_h):
     return bbx1, bby1, bbx2, bby2
 
 
-def cutmix_pytorch_step(input, target, num_classes, beta, cutmix_prob, r, lam, rand_index,
-                        randint_w, randint_h):
+def cutmix_pytorch_step(input, target, num_classes, beta, cutmix_prob, r, lam, rand_index, randint_w, randint_h):
     """The mixing branch of CutMix-PyTorch's ``train()``; returns the batch and the weights of
     its loss ``criterion(output, target_a) * lam + criterion(output, target_b) * (1. - lam)`` as
     float32 soft targets ``[B, K]`` (built in float64), plus ``lam`` and the box."""
@@ -69,7 +67,7 @@ def cutmix_pytorch_step(input, target, num_classes, beta, cutmix_prob, r, lam, r
         weights = np.zeros((input.shape[0], num_classes), dtype=np.float64)
         for i in range(input.shape[0]):
             weights[i, int(target_a[i])] += lam
-            weights[i, int(target_b[i])] += 1. - lam
+            weights[i, int(target_b[i])] += 1.0 - lam
         box = (bbx1, bby1, bbx2, bby2)
     else:
         lam = 1.0
@@ -95,7 +93,7 @@ def cutout_official(img, n_holes, length, randint_h, randint_w):
         x1 = np.clip(x - length // 2, 0, w)
         x2 = np.clip(x + length // 2, 0, w)
 
-        mask[y1: y2, x1: x2] = 0.
+        mask[y1:y2, x1:x2] = 0.0
 
     mask = torch.from_numpy(mask)
     mask = mask.expand_as(img)
@@ -116,20 +114,32 @@ def _bits(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous().view(torch.int32)
 
 
-def _one_box_draws(lam: float, row: int, col: int, perm: np.ndarray, h: int, w: int,
-                   applied: bool = True) -> CutDraws:
+def _one_box_draws(lam: float, row: int, col: int, perm: np.ndarray, h: int, w: int, applied: bool = True) -> CutDraws:
     side_h, side_w = cut_sides(torch.tensor([lam], dtype=torch.float64), h, w)
-    return CutDraws(applied=torch.tensor([applied]), side_h=side_h, side_w=side_w,
-                    cy=torch.tensor([row]), cx=torch.tensor([col]), perm=torch.from_numpy(perm))
+    return CutDraws(
+        applied=torch.tensor([applied]),
+        side_h=side_h,
+        side_w=side_w,
+        cy=torch.tensor([row]),
+        cx=torch.tensor([col]),
+        perm=torch.from_numpy(perm),
+    )
 
 
 def test_default_rule_is_the_references():
     assert DEFAULT_BOX_RULE == "reference" and set(BOX_RULES) == {"reference", "exact_side"}
-    for name in ("cutmix", "cutmix_center_gaussian", "cutmix_fixed_size", "cutmix_scheduled",
-                 "cutmix_one_hot", "cutmix_complete_label", "feature_cutmix", "cutout"):
+    for name in (
+        "cutmix",
+        "cutmix_center_gaussian",
+        "cutmix_fixed_size",
+        "cutmix_scheduled",
+        "cutmix_one_hot",
+        "cutmix_complete_label",
+        "feature_cutmix",
+        "cutout",
+    ):
         assert build_augmentation(name, 3).box_rule == "reference", name
-        assert build_augmentation(name, 3, box_rule="exact_side").options()["box_rule"] == \
-            "exact_side"
+        assert build_augmentation(name, 3, box_rule="exact_side").options()["box_rule"] == "exact_side"
         with pytest.raises(UserError, match="box_rule must be one of 'reference', 'exact_side'"):
             build_augmentation(name, 3, box_rule="exact")
 
@@ -188,7 +198,8 @@ def test_cutmix_images_and_label_weights_equal_cutmix_pytorch_bit_for_bit(h, w):
         perm = rng.permutation(b)
         row, col = int(rng.integers(h)), int(rng.integers(w))
         ref_images, ref_soft, ref_lam, _ = cutmix_pytorch_step(
-            images, labels, k, 1.0, 0.8, r, lam, torch.from_numpy(perm), row, col)
+            images, labels, k, 1.0, 0.8, r, lam, torch.from_numpy(perm), row, col
+        )
 
         draws = _one_box_draws(lam, row, col, perm, h, w, applied=r < aug.prob)
         plan = aug.plan_from_draws(draws, h, w)
@@ -207,8 +218,7 @@ def test_call_draws_then_runs_the_deterministic_half():
     gen = torch.Generator().manual_seed(0)
     images = torch.randn(b, 3, h, w, generator=gen)
     labels = torch.randint(0, k, (b,), generator=gen)
-    for name in ("cutmix", "cutmix_center_gaussian", "cutmix_fixed_size", "cutmix_one_hot",
-                 "cutmix_complete_label"):
+    for name in ("cutmix", "cutmix_center_gaussian", "cutmix_fixed_size", "cutmix_one_hot", "cutmix_complete_label"):
         for per_sample in (False, True):
             for rule in BOX_RULES:
                 aug = build_augmentation(name, k, per_sample=per_sample, box_rule=rule)
@@ -222,9 +232,18 @@ def test_call_draws_then_runs_the_deterministic_half():
                     assert torch.equal(soft, aug.mix_targets(torch.eye(k)[labels], plan))
 
 
-@pytest.mark.parametrize("name", ["cutmix", "cutmix_center_gaussian", "cutmix_fixed_size",
-                                  "cutmix_scheduled", "cutmix_one_hot", "cutmix_complete_label",
-                                  "feature_cutmix"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cutmix",
+        "cutmix_center_gaussian",
+        "cutmix_fixed_size",
+        "cutmix_scheduled",
+        "cutmix_one_hot",
+        "cutmix_complete_label",
+        "feature_cutmix",
+    ],
+)
 @pytest.mark.parametrize("rule", ["reference", "exact_side"])
 def test_every_variant_lays_boxes_out_by_the_rule(name, rule):
     """Whatever the variant draws (sides, centres), its boxes follow ``box_rule``."""
@@ -239,8 +258,12 @@ def test_every_variant_lays_boxes_out_by_the_rule(name, rule):
         for i in range(8):
             cy, cx, sh, sw = (int(t[i]) for t in (d.cy, d.cx, d.side_h, d.side_w))
             if rule == "reference":
-                want = [np.clip(cy - sh // 2, 0, h), np.clip(cy + sh // 2, 0, h),
-                        np.clip(cx - sw // 2, 0, w), np.clip(cx + sw // 2, 0, w)]
+                want = [
+                    np.clip(cy - sh // 2, 0, h),
+                    np.clip(cy + sh // 2, 0, h),
+                    np.clip(cx - sw // 2, 0, w),
+                    np.clip(cx + sw // 2, 0, w),
+                ]
             else:
                 want = [*exact_side_span(cy, sh, h), *exact_side_span(cx, sw, w)]
             assert boxes[i].tolist() == [int(v) for v in want]
@@ -285,18 +308,15 @@ def test_cutout_equals_util_cutout_bit_for_bit(h, w, length, n_holes):
         images = torch.randn(b, 3, h, w, generator=gen)  # negatives: img * 0 gives -0.0
         ys = rng.integers(h, size=(n_holes, b))
         xs = rng.integers(w, size=(n_holes, b))
-        draws = CutoutDraws(applied=torch.ones(b, dtype=torch.bool), cy=torch.from_numpy(ys),
-                            cx=torch.from_numpy(xs))
+        draws = CutoutDraws(applied=torch.ones(b, dtype=torch.bool), cy=torch.from_numpy(ys), cx=torch.from_numpy(xs))
         ours = aug.cut(images, draws)
-        ref = torch.stack([cutout_official(images[i], n_holes, length, ys[:, i], xs[:, i])
-                           for i in range(b)])
+        ref = torch.stack([cutout_official(images[i], n_holes, length, ys[:, i], xs[:, i]) for i in range(b)])
         assert torch.equal(_bits(ours), _bits(ref))
         # the named option: exactly `length` pixels before clipping
         holes = exact.holes(draws, h, w)
         for j in range(n_holes):
             for i in range(b):
-                want = [*exact_side_span(int(ys[j, i]), length, h),
-                        *exact_side_span(int(xs[j, i]), length, w)]
+                want = [*exact_side_span(int(ys[j, i]), length, h), *exact_side_span(int(xs[j, i]), length, w)]
                 assert holes[j, i].tolist() == want
         differ += not torch.equal(exact.cut(images, draws), ours)
     assert (differ > 0) == (length % 2 == 1)
@@ -308,8 +328,7 @@ def test_cutout_call_draws_then_cuts_and_prob():
     for seed in range(5):
         d = aug.draw(8, 20, 20, torch.Generator().manual_seed(seed))
         assert d.cy.shape == (2, 8) and d.applied.shape == (8,)
-        out, _ = aug(images, torch.zeros(8, dtype=torch.long),
-                     generator=torch.Generator().manual_seed(seed))
+        out, _ = aug(images, torch.zeros(8, dtype=torch.long), generator=torch.Generator().manual_seed(seed))
         assert torch.equal(_bits(out), _bits(aug.cut(images, d)))
         assert torch.equal(out[~d.applied], images[~d.applied])
     filled = build_augmentation("cutout", 2, size=7, fill=-3.0)

@@ -44,9 +44,24 @@ PAYLOADS = {"function": (_CallsFunction, "_plant"), "method": (_CallsMethod, "pa
 
 
 def _evaluate(ckpt: Path, data: Path, out: Path) -> int:
-    return main(["evaluate", "--no-progress", "--device", "cpu", "--workers", "0",
-                 "--checkpoint", str(ckpt), "--dataset", "synthetic", "--data-root", str(data),
-                 "--output", str(out)])
+    return main(
+        [
+            "evaluate",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--checkpoint",
+            str(ckpt),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(data),
+            "--output",
+            str(out),
+        ]
+    )
 
 
 def _one_line_error(capsys, rc: int) -> str:
@@ -67,8 +82,7 @@ def _save(obj, path: Path, protocol: int, zipped: bool) -> Path:
 @pytest.mark.parametrize("protocol", [5, 4, 2])
 @pytest.mark.parametrize("zipped", [True, False])
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
-def test_wsol_evaluate_refuses_a_pickle_that_would_run_code(protocol, zipped, payload, tiny_synth,
-                                                            tmp_path, capsys):
+def test_wsol_evaluate_refuses_a_pickle_that_would_run_code(protocol, zipped, payload, tiny_synth, tmp_path, capsys):
     cls, global_name = PAYLOADS[payload]
     marker = tmp_path / "pwned.txt"
     torch.manual_seed(0)

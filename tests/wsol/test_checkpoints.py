@@ -12,7 +12,6 @@ from wsol.checkpoints import inspect_checkpoint, load_checkpoint, read_checkpoin
 from wsol.errors import UserError
 from wsol.models import create_model
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -36,8 +35,12 @@ def _write_manifest_checkpoint(manifest: dict, name: str, path: Path, compact: b
         obj = {"epoch": 300, "arch": "resnet", "state_dict": sd, "best_err1": 21.4, "optimizer": {}}
     else:
         arch = name.split("_cam_")[0].removeprefix("wsolevaluation_")
-        obj = {"architecture": arch, "epoch": 50, "state_dict": sd,
-               "optimizer": {"state": {}, "param_groups": [{"lr": 0.01}]}}
+        obj = {
+            "architecture": arch,
+            "epoch": 50,
+            "state_dict": sd,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.01}]},
+        }
     torch.save(obj, path)
 
 
@@ -49,8 +52,11 @@ def _meta_cam_shape(model: torch.nn.Module) -> tuple[int, ...]:
 
 
 # loaded with real (zero) data; the others are checked on the meta device (names, shapes, strict)
-_REAL_DATA = {"wsolevaluation_resnet50_cam_CUB_std", "wsolevaluation_vgg16_cam_CUB_lfm",
-              "wsolevaluation_inception_v3_cam_CUB_lfm"}
+_REAL_DATA = {
+    "wsolevaluation_resnet50_cam_CUB_std",
+    "wsolevaluation_vgg16_cam_CUB_lfm",
+    "wsolevaluation_inception_v3_cam_CUB_lfm",
+}
 
 
 def test_every_manifest_loads_strict_with_its_cam_shape(shared_dir, tmp_path):
@@ -79,8 +85,12 @@ def test_cutmix_resnet50_gives_224_cams(shared_dir, tmp_path):
     path = tmp_path / "model_best.pth.tar"
     _write_manifest_checkpoint(json.loads(file.read_text()), file.stem, path, compact=False)
     spec = inspect_checkpoint(read_checkpoint(path), str(path))
-    assert (spec.format, spec.arch, spec.arch_options, spec.num_classes) == \
-           ("cutmix-pytorch", "resnet50", {"layer4_stride": 2}, 1000)
+    assert (spec.format, spec.arch, spec.arch_options, spec.num_classes) == (
+        "cutmix-pytorch",
+        "resnet50",
+        {"layer4_stride": 2},
+        1000,
+    )
     assert spec.extra["best_err1"] == 21.4
     model = load_checkpoint(path)
     cams, logits = cam.cams_and_logits(model, torch.randn(1, 3, 224, 224), torch.tensor([3]))
@@ -98,8 +108,14 @@ def test_own_format_roundtrip(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(2, 3, 32, 32)).sum().backward()
     opt.step()
-    path = save_checkpoint(tmp_path / "run" / "last.pt", model, epoch=3, recipe={"lr": 0.1, "name": "cutmix"},
-                           optimizer=opt.state_dict(), metrics=[1.5, None])
+    path = save_checkpoint(
+        tmp_path / "run" / "last.pt",
+        model,
+        epoch=3,
+        recipe={"lr": 0.1, "name": "cutmix"},
+        optimizer=opt.state_dict(),
+        metrics=[1.5, None],
+    )
     assert path.is_file() and not list(path.parent.glob("*.tmp*"))
     raw = read_checkpoint(path)
     assert raw["format"] == "wsol-toolkit/1" and raw["arch"] == "small_cnn"
@@ -152,8 +168,11 @@ def test_mismatch_names_keys_and_suggests_the_architecture(tmp_path):
     msg = str(err.value)
     assert "small.pth" in msg and "missing key(s): conv1.weight" in msg and "unexpected key(s): stem.0.weight" in msg
     assert "The keys fit arch='small_cnn' with widths=[4, 6, 8, 8, 12]" in msg
-    with pytest.raises(UserError, match=r"2 mis-shaped key\(s\): fc.weight file \[5, 12\] vs model "
-                                        r"\[7, 12\], fc.bias .*fit this architecture with 5 classes"):
+    with pytest.raises(
+        UserError,
+        match=r"2 mis-shaped key\(s\): fc.weight file \[5, 12\] vs model "
+        r"\[7, 12\], fc.bias .*fit this architecture with 5 classes",
+    ):
         load_checkpoint(tmp_path / "small.pth", num_classes=7)
     torch.save({"encoder.weight": torch.zeros(3, 3)}, tmp_path / "odd.pth")
     with pytest.raises(UserError, match="cannot tell the architecture.*pass arch="):

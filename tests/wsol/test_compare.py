@@ -21,10 +21,15 @@ def _result(folder: Path, hits: dict[str, list[int]], ids: list[str]) -> str:
         for i, image_id in enumerate(ids):
             w.writerow([image_id, *(hits[c][i] for c in COLUMNS), 0.5])
     pct = {c: 100.0 * sum(v) / len(v) for c, v in hits.items()}
-    data = {"num_images": len(ids), "MaxBoxAcc": {d: pct[f"hit@{d}"] for d in ("30", "50", "70")},
-            "MaxBoxAccV2": sum(pct[f"hit@{d}"] for d in ("30", "50", "70")) / 3,
-            "top1_cls": pct["top1_cls"], "top1_loc": pct["top1_loc"],
-            "ci95": {"top1_loc": [10.0, 20.0]}, "per_image": "result.per_image.csv"}
+    data = {
+        "num_images": len(ids),
+        "MaxBoxAcc": {d: pct[f"hit@{d}"] for d in ("30", "50", "70")},
+        "MaxBoxAccV2": sum(pct[f"hit@{d}"] for d in ("30", "50", "70")) / 3,
+        "top1_cls": pct["top1_cls"],
+        "top1_loc": pct["top1_loc"],
+        "ci95": {"top1_loc": [10.0, 20.0]},
+        "per_image": "result.per_image.csv",
+    }
     (folder / "result.json").write_text(json.dumps(data))
     return str(folder / "result.json")
 
@@ -45,13 +50,28 @@ def test_compare_prints_and_writes(tmp_path, capsys):
     assert (out / "comparison.md").read_text() in text
     rows = list(csv.DictReader(open(out / "comparison.csv")))
     row = next(r for r in rows if r["model"] == "CutMix" and r["metric"] == "MaxBoxAcc@50")
-    assert float(row["p_value"]) == pytest.approx(2 / 2 ** 7) and row["b"] == "7" and row["c"] == "0"
+    assert float(row["p_value"]) == pytest.approx(2 / 2**7) and row["b"] == "7" and row["c"] == "0"
 
 
 def test_compare_markdown_and_csv_paths(tmp_path, capsys):
     a, b = _result(tmp_path / "base", A, IDS), _result(tmp_path / "cutmix", B, IDS)
-    assert main(["compare", a, b, "--markdown", str(tmp_path / "t.md"), "--csv", str(tmp_path / "t.csv"),
-                 "--quiet", "--decimals", "2"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                a,
+                b,
+                "--markdown",
+                str(tmp_path / "t.md"),
+                "--csv",
+                str(tmp_path / "t.csv"),
+                "--quiet",
+                "--decimals",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "| MaxBoxAcc@50 | 87.50 | 0.00 | -87.50 (p = 0.016) |" in (tmp_path / "t.md").read_text()
     assert (tmp_path / "t.csv").read_text().startswith("model,result,metric,value,ci_low")
     assert "| base |" in (tmp_path / "t.md").read_text()  # default name: folder of result.json

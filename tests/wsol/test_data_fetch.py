@@ -54,8 +54,11 @@ def cub_served(server, tmp_path, monkeypatch):
 
     body = _cub_tgz(tmp_path)
     server.files["CUB_200_2011.tgz"] = body
-    remote = Remote(url=server.url("CUB_200_2011.tgz") + "?download=1", filename="CUB_200_2011.tgz",
-                    md5=hashlib.md5(body).hexdigest())
+    remote = Remote(
+        url=server.url("CUB_200_2011.tgz") + "?download=1",
+        filename="CUB_200_2011.tgz",
+        md5=hashlib.md5(body).hexdigest(),
+    )
     monkeypatch.setattr(fetch, "CUB", remote)
     return remote
 
@@ -100,8 +103,11 @@ def test_an_archive_escaping_its_folder_is_refused(zoo_env, tmp_path):
     from wsol.errors import UserError
     from wsol.zoo.download import extract_all
 
-    for name, kind in (("../evil.txt", tarfile.REGTYPE), ("/abs/evil.txt", tarfile.REGTYPE),
-                       ("CUB_200_2011/link", tarfile.SYMTYPE)):
+    for name, kind in (
+        ("../evil.txt", tarfile.REGTYPE),
+        ("/abs/evil.txt", tarfile.REGTYPE),
+        ("CUB_200_2011/link", tarfile.SYMTYPE),
+    ):
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tf:
             info = tarfile.TarInfo(name)
@@ -128,15 +134,28 @@ def test_wsolevaluation_metadata_from_a_mirror_folder_matches_every_pinned_sha25
     mirror.mkdir()
     (mirror / "metadata").symlink_to(META, target_is_directory=True)
     root = tmp_path / "metadata"
-    code, out, _ = _run(capsys, "data", "fetch", "wsolevaluation-metadata", "--root", str(root), "--mirror",
-                        str(mirror))
+    code, out, _ = _run(
+        capsys, "data", "fetch", "wsolevaluation-metadata", "--root", str(root), "--mirror", str(mirror)
+    )
     assert code == 0, out
     assert json.loads(out)["files"] == len(WSOLEVAL_SHA256) == 32
     for rel in WSOLEVAL_SHA256:
         assert (root / rel).read_bytes() == (META / rel).read_bytes(), rel
     # the written metadata is what `data check` reads
-    code, out, _ = _run(capsys, "data", "check", "--format", "wsolevaluation", "--root", str(tmp_path),
-                        "--metadata-dir", str(root / "CUB"), "--split", "val", "--annotations-only")
+    code, out, _ = _run(
+        capsys,
+        "data",
+        "check",
+        "--format",
+        "wsolevaluation",
+        "--root",
+        str(tmp_path),
+        "--metadata-dir",
+        str(root / "CUB"),
+        "--split",
+        "val",
+        "--annotations-only",
+    )
     assert json.loads(out)["images"] == 1000
 
 
@@ -159,8 +178,9 @@ def test_wsolevaluation_metadata_over_http_refuses_a_changed_file(server, zoo_en
     shutil.rmtree(zoo_env)
     key = f"raw/{fetch.WSOLEVAL_COMMIT}/metadata/CUB/val/image_ids.txt"
     server.files[key] = server.files[key] + b"\n"
-    code, _, err = _run(capsys, "data", "fetch", "wsolevaluation-metadata", "--root", str(tmp_path / "md2"),
-                        "--dataset", "CUB")
+    code, _, err = _run(
+        capsys, "data", "fetch", "wsolevaluation-metadata", "--root", str(tmp_path / "md2"), "--dataset", "CUB"
+    )
     line = _one_line(err)
     assert code == 2 and "differs from the published" in line and "CUB/val/image_ids.txt" in line
     assert not any(p.name.endswith(".partial") for p in zoo_env.rglob("*"))
@@ -174,5 +194,5 @@ def test_imagenet_prints_the_steps_then_checks(zoo_env, tmp_path, capsys):
     root = fake_imagenet(tmp_path / "ILSVRC2012", classes=20)
     code, out, _ = _run(capsys, "data", "fetch", "imagenet", "--root", str(root))
     assert code == 0
-    report = json.loads(out[out.index("{"):])
+    report = json.loads(out[out.index("{") :])
     assert report["format"] == "imagenet" and report["images"] == 4 and report["problems"] == []

@@ -43,8 +43,10 @@ def write_imagenet(root: Path, *, csv: bool = False, class_folders: bool = False
     wnids = ["n002", "n001", "n003"]  # sorted order: n001=0, n002=1, n003=2
     for k, w in enumerate(wnids):
         _img(root / "train" / w / f"{w}_1.JPEG", 20, 16, k)
-    vals = {"ILSVRC2012_val_00000001": ("n003", 32, 24, [[1, 2, 10, 12], [5, 5, 31, 23]]),
-            "ILSVRC2012_val_00000002": ("n001", 20, 20, [[0, 0, 19, 19]])}
+    vals = {
+        "ILSVRC2012_val_00000001": ("n003", 32, 24, [[1, 2, 10, 12], [5, 5, 31, 23]]),
+        "ILSVRC2012_val_00000002": ("n001", 20, 20, [[0, 0, 19, 19]]),
+    }
     rows = ["ImageId,PredictionString"]
     for stem, (wnid, w, h, boxes) in vals.items():
         rel = f"val/{wnid}/{stem}.JPEG" if class_folders else f"val/{stem}.JPEG"
@@ -52,10 +54,15 @@ def write_imagenet(root: Path, *, csv: bool = False, class_folders: bool = False
         if csv:
             rows.append(stem + "," + " ".join(f"{wnid} {' '.join(map(str, b))}" for b in boxes))
         else:
-            objs = "".join(f"<object><name>{wnid}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
-                           f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for b in boxes)
-            xml = (f"<annotation><filename>{stem}</filename><size><width>{w}</width><height>{h}</height>"
-                   f"<depth>3</depth></size>{objs}</annotation>")
+            objs = "".join(
+                f"<object><name>{wnid}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+                f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+                for b in boxes
+            )
+            xml = (
+                f"<annotation><filename>{stem}</filename><size><width>{w}</width><height>{h}</height>"
+                f"<depth>3</depth></size>{objs}</annotation>"
+            )
             d = root / "ILSVRC2012_bbox_val_v3" / "val"
             d.mkdir(parents=True, exist_ok=True)
             (d / f"{stem}.xml").write_text(xml)
@@ -75,14 +82,20 @@ def write_wsoleval(root: Path, *, masks: bool = False) -> tuple[Path, Path]:
     (meta / "class_labels.txt").write_text("c/a.jpg,0\nc/b.png,2")
     if masks:
         (meta / "image_sizes.txt").write_text("")
-        for name, box in [("c/a_m1.png", (0, 0, 4, 9)), ("c/a_m2.png", (6, 10, 9, 19)), ("c/b_m1.png", (0, 0, 7, 7)),
-                          ("c/a_ignore.png", (0, 0, 9, 19)), ("c/b_ignore.png", (0, 0, 0, 0))]:
+        for name, box in [
+            ("c/a_m1.png", (0, 0, 4, 9)),
+            ("c/a_m2.png", (6, 10, 9, 19)),
+            ("c/b_m1.png", (0, 0, 7, 7)),
+            ("c/a_ignore.png", (0, 0, 9, 19)),
+            ("c/b_ignore.png", (0, 0, 0, 0)),
+        ]:
             size = sizes["c/a.jpg" if "/a_" in name else "c/b.png"]
             m = np.zeros(size[::-1], np.uint8)
-            m[box[1]:box[3] + 1, box[0]:box[2] + 1] = 255
+            m[box[1] : box[3] + 1, box[0] : box[2] + 1] = 255
             Image.fromarray(m).save(data / name)
-        (meta / "localization.txt").write_text("c/a.jpg,c/a_m1.png,c/a_ignore.png\nc/a.jpg,c/a_m2.png,\n"
-                                               "c/b.png,c/b_m1.png,c/b_ignore.png")
+        (meta / "localization.txt").write_text(
+            "c/a.jpg,c/a_m1.png,c/a_ignore.png\nc/a.jpg,c/a_m2.png,\nc/b.png,c/b_m1.png,c/b_ignore.png"
+        )
     else:
         (meta / "image_sizes.txt").write_text("c/a.jpg,10,20\nc/b.png,16,8\n")
         (meta / "localization.txt").write_text("c/a.jpg,1,2,4,3\nc/b.png,0,0,15,7\nc/b.png,2,2,3,3\n")
@@ -129,7 +142,10 @@ def test_imagenet_raw_tree(tmp_path, csv, class_folders):
     assert batch["image"].shape == (2, 3, 16, 16) and batch["label"].tolist() == [2, 0]
     train = build_dataset("imagenet", tmp_path, "train", size=16)
     assert [(r.image_id, r.label) for r in train.records] == [
-        ("train/n001/n001_1.JPEG", 0), ("train/n002/n002_1.JPEG", 1), ("train/n003/n003_1.JPEG", 2)]
+        ("train/n001/n001_1.JPEG", 0),
+        ("train/n002/n002_1.JPEG", 1),
+        ("train/n003/n003_1.JPEG", 2),
+    ]
     assert train[0]["boxes_eval"].shape == (0, 4)
 
 
@@ -181,8 +197,15 @@ def _run_check(capsys, *args: str) -> tuple[int, dict]:
 def test_check_good_trees(tmp_path, capsys):
     cub = write_cub(tmp_path / "a")
     rc, rep = _run_check(capsys, "--format", "cub", "--root", str(cub), "--split", "all")
-    assert rc == 0 and rep == {"format": "cub", "split": "all", "images": 3, "classes": 2, "boxes": 3,
-                               "masks": 3, "problems": []}
+    assert rc == 0 and rep == {
+        "format": "cub",
+        "split": "all",
+        "images": 3,
+        "classes": 2,
+        "boxes": 3,
+        "masks": 3,
+        "problems": [],
+    }
     write_imagenet(tmp_path / "b")
     rc, rep = _run_check(capsys, "--format", "imagenet", "--root", str(tmp_path / "b"), "--split", "val")
     assert rc == 0 and rep["images"] == 2 and rep["boxes"] == 3 and rep["classes"] == 3
@@ -243,11 +266,31 @@ def test_check_broken_imagenet_and_wsoleval(tmp_path, capsys):
 def test_check_real_metadata_annotations_only(shared_dir, capsys):
     md = shared_dir / "data" / "wsolevaluation_metadata"
     assert md.is_dir(), f"wsolevaluation metadata {md} is missing from the shared folder"
-    rc, rep = _run_check(capsys, "--format", "wsolevaluation", "--root", "/nonexistent/CUB",
-                         "--metadata-dir", str(md / "CUB"), "--split", "test", "--annotations-only")
+    rc, rep = _run_check(
+        capsys,
+        "--format",
+        "wsolevaluation",
+        "--root",
+        "/nonexistent/CUB",
+        "--metadata-dir",
+        str(md / "CUB"),
+        "--split",
+        "test",
+        "--annotations-only",
+    )
     assert rc == 0 and rep["images"] == 5794 and rep["boxes"] == 5794 and rep["classes"] == 200
-    rc, rep = _run_check(capsys, "--format", "wsolevaluation", "--root", "/nonexistent/OI",
-                         "--metadata-dir", str(md / "OpenImages" / "test"), "--split", "test", "--annotations-only")
+    rc, rep = _run_check(
+        capsys,
+        "--format",
+        "wsolevaluation",
+        "--root",
+        "/nonexistent/OI",
+        "--metadata-dir",
+        str(md / "OpenImages" / "test"),
+        "--split",
+        "test",
+        "--annotations-only",
+    )
     assert rc == 0 and rep["masks"] == 7632 and rep["problems"] == []
 
 
@@ -261,8 +304,17 @@ def test_check_unreadable_tree_is_one_problem(tmp_path, capsys):
     rc, rep = _run_check(capsys, "--format", "cub", "--root", str(tmp_path / "missing"))
     assert rc == 1 and rep["images"] == 0 and len(rep["problems"]) == 1
     assert "does not exist" in rep["problems"][0]["message"]
-    rc, rep = _run_check(capsys, "--format", "wsolevaluation", "--root", str(tmp_path),
-                         "--metadata-dir", str(tmp_path), "--split", "test")
+    rc, rep = _run_check(
+        capsys,
+        "--format",
+        "wsolevaluation",
+        "--root",
+        str(tmp_path),
+        "--metadata-dir",
+        str(tmp_path),
+        "--split",
+        "test",
+    )
     assert rc == 1 and "needs" not in rep["problems"][0]["message"]
     assert "image_ids.txt" in rep["problems"][0]["message"]
     write_cub(tmp_path / "c")

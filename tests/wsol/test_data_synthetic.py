@@ -111,8 +111,27 @@ def test_refuses_to_overwrite_foreign_folders(tmp_path):
 
 def test_cli_synth_then_check(tmp_path, capsys):
     out = tmp_path / "d"
-    rc = main(["data", "synth", "--out", str(out), "--classes", "2", "--train-per-class", "2",
-               "--val-per-class", "1", "--test-per-class", "1", "--size", "32", "--seed", "1", "--quiet"])
+    rc = main(
+        [
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--classes",
+            "2",
+            "--train-per-class",
+            "2",
+            "--val-per-class",
+            "1",
+            "--test-per-class",
+            "1",
+            "--size",
+            "32",
+            "--seed",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0 and json.loads(capsys.readouterr().out)["images"] == 8
     rc = main(["data", "check", "--format", "synthetic", "--root", str(out), "--split", "val"])
     rep = json.loads(capsys.readouterr().out)

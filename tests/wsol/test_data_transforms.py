@@ -10,8 +10,15 @@ import torch
 from PIL import Image
 
 from eval.boxes import rescale_boxes_wsolevaluation
-from wsol.data.transforms import (PRESETS, centre_crop_offsets, cutmix_resize_size, encode_mask, follow_boxes,
-                                  to_bounding_boxes, train_transform)
+from wsol.data.transforms import (
+    PRESETS,
+    centre_crop_offsets,
+    cutmix_resize_size,
+    encode_mask,
+    follow_boxes,
+    to_bounding_boxes,
+    train_transform,
+)
 
 
 def test_section_2_5_rule_exact():
@@ -62,7 +69,7 @@ def test_cutmix_drops_boxes_outside_the_crop():
 def _white_box_image(w: int, h: int, box: tuple[int, int, int, int]) -> Image.Image:
     arr = np.zeros((h, w, 3), dtype=np.uint8)
     x0, y0, x1, y1 = box
-    arr[y0:y1 + 1, x0:x1 + 1] = 255
+    arr[y0 : y1 + 1, x0 : x1 + 1] = 255
     return Image.fromarray(arr)
 
 

@@ -10,8 +10,24 @@ from wsol.cli import main
 
 def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--augs", "none", "cutmix", "--classes", "3",
-            "--train-per-class", "16", "--test-per-class", "4", "--set", "epochs=1", "--set", "batch_size=16"]
+    args = [
+        "demo",
+        "--out",
+        str(out),
+        "--augs",
+        "none",
+        "cutmix",
+        "--classes",
+        "3",
+        "--train-per-class",
+        "16",
+        "--test-per-class",
+        "4",
+        "--set",
+        "epochs=1",
+        "--set",
+        "batch_size=16",
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     report = (out / "report.md").read_text()
@@ -38,4 +54,7 @@ def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
     assert "the CutMix effect " in seeds_md.splitlines()[0] and "t(0.975, 1)" in seeds_md
     assert "| MaxBoxAccV2 | baseline |" in seeds_md and (out / "seeds.csv").stat().st_size > 0
     report = (out / "report.md").read_text()
-    assert report.split("\n\n")[1].startswith("**Finding.** Over 2 seeds, the CutMix effect ") and "## Across 2 seeds" in report
+    assert (
+        report.split("\n\n")[1].startswith("**Finding.** Over 2 seeds, the CutMix effect ")
+        and "## Across 2 seeds" in report
+    )

@@ -23,8 +23,20 @@ from wsol.data import build_dataset, collate
 from wsol.evaluate import evaluate_model
 
 REPO = Path(__file__).resolve().parents[2]
-NUMBERS = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "MaxBoxAcc", "MaxBoxAccV2",
-           "best_threshold", "PxAP", "ci95", "BoxAcc_curve", "num_images")
+NUMBERS = (
+    "top1_cls",
+    "top5_cls",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "MaxBoxAcc",
+    "MaxBoxAccV2",
+    "best_threshold",
+    "PxAP",
+    "ci95",
+    "BoxAcc_curve",
+    "num_images",
+)
 
 
 def _run(args: list[str]) -> int:
@@ -39,8 +51,25 @@ def _numbers(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def baseline(tiny_checkpoint, tiny_synth, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "result.json"
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--workers", "0", "--batch-size", "4", "--output", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--workers",
+                "0",
+                "--batch-size",
+                "4",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -95,12 +124,23 @@ def _write_metadata(ds, folder: Path) -> None:
     (folder / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
     (folder / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
     (folder / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
-    (folder / "localization.txt").write_text("\n".join(
-        f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes))
+    (folder / "localization.txt").write_text(
+        "\n".join(f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes)
+    )
 
 
-_METRIC_KEYS = ("MaxBoxAcc", "MaxBoxAccV2", "best_threshold", "top1_loc", "top5_loc", "gt_known_loc",
-                "top1_cls", "top5_cls", "PxAP", "ci95")
+_METRIC_KEYS = (
+    "MaxBoxAcc",
+    "MaxBoxAccV2",
+    "best_threshold",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "top1_cls",
+    "top5_cls",
+    "PxAP",
+    "ci95",
+)
 
 
 def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path):
@@ -108,8 +148,25 @@ def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint,
     JSON equals the run without saving, and evaluate-scoremaps on the saved maps agrees."""
     out = tmp_path / "r.json"
     maps = tmp_path / "maps"
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--workers", "2", "--save-scoremaps", str(maps), "--output", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--workers",
+                "2",
+                "--save-scoremaps",
+                str(maps),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     saved = np.load(next(maps.rglob("*.npy")))
     assert saved.dtype == np.float32 and saved.shape == (64, 64)
     a, base = json.loads(out.read_text()), json.loads(baseline.read_text())
@@ -118,8 +175,22 @@ def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint,
     ds = build_dataset("synthetic", tiny_synth, "test")
     _write_metadata(ds, tmp_path / "meta")
     out2 = tmp_path / "r2.json"
-    assert main(["evaluate-scoremaps", "--metadata-dir", str(tmp_path / "meta"), "--scoremap-dir", str(maps),
-                 "--workers", "1", "--output", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "evaluate-scoremaps",
+                "--metadata-dir",
+                str(tmp_path / "meta"),
+                "--scoremap-dir",
+                str(maps),
+                "--workers",
+                "1",
+                "--output",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     b = json.loads(out2.read_text())
     assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
 
@@ -127,24 +198,65 @@ def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint,
 def test_float16_scoremaps_are_an_opt_in_the_result_names(baseline, tiny_checkpoint, tiny_synth, tmp_path):
     out = tmp_path / "r16.json"
     maps = tmp_path / "maps16"
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--save-scoremaps", str(maps), "--scoremap-dtype", "float16", "--output", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--save-scoremaps",
+                str(maps),
+                "--scoremap-dtype",
+                "float16",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert np.load(next(maps.rglob("*.npy"))).dtype == np.float16
     a = json.loads(out.read_text())
     assert a["scoremaps"]["dtype"] == "float16" and "rounded to float16" in a["scoremaps"]["metrics_on"]
     ds = build_dataset("synthetic", tiny_synth, "test")
     _write_metadata(ds, tmp_path / "meta")
     out2 = tmp_path / "r2.json"
-    assert main(["evaluate-scoremaps", "--metadata-dir", str(tmp_path / "meta"), "--scoremap-dir", str(maps),
-                 "--workers", "1", "--output", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "evaluate-scoremaps",
+                "--metadata-dir",
+                str(tmp_path / "meta"),
+                "--scoremap-dir",
+                str(maps),
+                "--workers",
+                "1",
+                "--output",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     b = json.loads(out2.read_text())
     assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
     assert abs(a["MaxBoxAccV2"] - json.loads(baseline.read_text())["MaxBoxAccV2"]) < 10
 
 
 def test_refuses_to_overwrite(baseline, tiny_checkpoint, tiny_synth, capsys):
-    rc = _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-               "--output", str(baseline)])
+    rc = _run(
+        [
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--output",
+            str(baseline),
+        ]
+    )
     assert rc == 2 and "--overwrite" in capsys.readouterr().err
 
 
@@ -152,13 +264,48 @@ def test_kill_and_resume_equals_uninterrupted(tiny_checkpoint, tiny_synth, tmp_p
     """Killed, then resumed with the same options: the numbers of an uninterrupted run at the same
     batch size (the batch size can move a CPU convolution's last bits, so --resume guards it too)."""
     uninterrupted = tmp_path / "uninterrupted.json"
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--workers", "0", "--batch-size", "1", "--output", str(uninterrupted)]) == 0
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--workers",
+                "0",
+                "--batch-size",
+                "1",
+                "--output",
+                str(uninterrupted),
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "result.json"
     log = tmp_path / "result.log.jsonl"
-    cmd = [sys.executable, "-m", "wsol", "evaluate", "--no-progress", "--device", "cpu", "--workers", "0",
-           "--batch-size", "1", "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic",
-           "--data-root", str(tiny_synth), "--output", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wsol",
+        "evaluate",
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--batch-size",
+        "1",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--dataset",
+        "synthetic",
+        "--data-root",
+        str(tiny_synth),
+        "--output",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -173,13 +320,62 @@ def test_kill_and_resume_equals_uninterrupted(tiny_checkpoint, tiny_synth, tmp_p
     done = len(log.read_text().splitlines()) - 1  # the first line is the configuration header
     assert 3 <= done < 18
     # a plain re-run refuses to silently start over
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--output", str(out)]) == 2
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--workers", "0", "--batch-size", "3", "--resume", "--output", str(out)]) == 2
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--workers",
+                "0",
+                "--batch-size",
+                "3",
+                "--resume",
+                "--output",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "batch_size: 1 -> 3" in capsys.readouterr().err
-    assert _run(["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--workers", "2", "--batch-size", "1", "--resume", "--output", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--workers",
+                "2",
+                "--batch-size",
+                "1",
+                "--resume",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert _numbers(out) == _numbers(uninterrupted)
 
 
@@ -188,8 +384,7 @@ def test_bad_image_names_the_file_or_is_skipped(tiny_checkpoint, tiny_synth, tmp
     shutil.copytree(tiny_synth, data)
     victim = sorted((data / "images").rglob("test_0003.png"))[0]
     victim.write_bytes(victim.read_bytes()[:60])  # truncated PNG
-    args = ["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(data),
-            "--workers", "0"]
+    args = ["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(data), "--workers", "0"]
     assert _run([*args, "--output", str(tmp_path / "a.json")]) == 2
     err = capsys.readouterr().err
     assert "test_0003.png" in err and "Traceback" not in err
@@ -203,14 +398,49 @@ def test_torchrun_two_processes_equal_one(baseline, tiny_checkpoint, tiny_synth,
     """2 gloo processes, batch size 1, one thread each: numbers identical to one process."""
     one = tmp_path / "one.json"
     two = tmp_path / "two.json"
-    common = ["--no-progress", "--device", "cpu", "--workers", "0", "--batch-size", "1",
-              "--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth)]
+    common = [
+        "--no-progress",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--batch-size",
+        "1",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--dataset",
+        "synthetic",
+        "--data-root",
+        str(tiny_synth),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "wsol", "evaluate", *common, "--output", str(one)],
-                   env=env, check=True, capture_output=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_port", "29517", "-m", "wsol", "evaluate", *common, "--output", str(two)],
-                       env=env, capture_output=True, text=True, timeout=240)
+    subprocess.run(
+        [sys.executable, "-m", "wsol", "evaluate", *common, "--output", str(one)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "wsol",
+            "evaluate",
+            *common,
+            "--output",
+            str(two),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert _numbers(two) == _numbers(one)
     res = json.loads(two.read_text())
@@ -221,9 +451,32 @@ def test_torchrun_two_processes_equal_one(baseline, tiny_checkpoint, tiny_synth,
 
 def test_compare_evaluates_checkpoints_at_once(tiny_checkpoint, tiny_synth, tmp_path):
     out = tmp_path / "cmp"
-    assert main(["compare", "--checkpoint", str(tiny_checkpoint), "--checkpoint", str(tiny_checkpoint),
-                 "--names", "a", "b", "--dataset", "synthetic", "--data-root", str(tiny_synth),
-                 "--device", "cpu", "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--names",
+                "a",
+                "b",
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(tiny_synth),
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = (out / "comparison.md").read_text()
     assert "| MaxBoxAccV2 |" in table and "p = 1.000" in table  # identical models: no difference
     assert json.loads((out / "b" / "result.json").read_text())["num_images"] == 18

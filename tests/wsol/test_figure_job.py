@@ -13,8 +13,15 @@ import pytest
 from eval.results import read_per_image_csv
 from wsol.cli import main
 from wsol.errors import UserError
-from wsol.jobs.figure import (DEFAULT_TAU, _column_tau, GridConfig, column_names, denormalize_image,
-                             disagreement_order, select_by_seed)
+from wsol.jobs.figure import (
+    DEFAULT_TAU,
+    GridConfig,
+    _column_tau,
+    column_names,
+    denormalize_image,
+    disagreement_order,
+    select_by_seed,
+)
 
 
 def _per_image(path: Path, ids, hit50, iou) -> Path:
@@ -30,16 +37,18 @@ def _result(folder: Path, *, ids=None, hit50=None, iou=None, curve=True, per_cla
     data = {"num_images": 4, "MaxBoxAcc": {"50": 50.0}, "best_threshold": {"30": 0.1, "50": 0.3, "70": 0.5}}
     if curve:
         t = np.arange(0, 1, 0.05)
-        data["BoxAcc_curve"] = {"thresholds": t.tolist(),
-                                **{d: (60 * np.exp(-((t - 0.3) / 0.2) ** 2) - int(d) / 5).tolist()
-                                   for d in ("30", "50", "70")}}
+        data["BoxAcc_curve"] = {
+            "thresholds": t.tolist(),
+            **{d: (60 * np.exp(-(((t - 0.3) / 0.2) ** 2)) - int(d) / 5).tolist() for d in ("30", "50", "70")},
+        }
     if ids is not None:
         _per_image(folder / "pi.csv", ids, hit50, iou)
         data["per_image"] = "pi.csv"
     if per_class:
-        (folder / "pc.csv").write_text("class,num_images,top1_cls,top1_loc,gt_known_loc,MaxBoxAccV2_hits\n"
-                                       + "".join(f"{c:03d}.Bird_{c},5,{80 - c},{40 + c},{50 - c},{30 + 2 * c}\n"
-                                                 for c in range(1, 6)))
+        (folder / "pc.csv").write_text(
+            "class,num_images,top1_cls,top1_loc,gt_known_loc,MaxBoxAccV2_hits\n"
+            + "".join(f"{c:03d}.Bird_{c},5,{80 - c},{40 + c},{50 - c},{30 + 2 * c}\n" for c in range(1, 6))
+        )
         data["per_class"] = "pc.csv"
     data.update(extra or {})
     (folder / "result.json").write_text(json.dumps(data))
@@ -47,6 +56,7 @@ def _result(folder: Path, *, ids=None, hit50=None, iou=None, curve=True, per_cla
 
 
 # ------------------------------------------------------------------------------ pure helpers
+
 
 def test_denormalize_image_inverts_imagenet_normalization():
     rgb = np.array([[[0, 255]], [[128, 64]], [[10, 200]]], dtype=np.float64) / 255.0  # [3, 1, 2]
@@ -79,8 +89,10 @@ def test_disagreement_order(tmp_path):
     # b: split 1, spread 0.5; c: split 1, spread 0.5 -> tie, first-table order; e: 0.4; d: 0.3; a: 0
     assert disagreement_order(tables) == ["b", "c", "e", "d", "a"]
     # only best_iou: pure spread order
-    only_iou = [read_per_image_csv(_per_image(tmp_path / f"i{k}.csv", ids, [0] * 5, v))
-                for k, v in enumerate(([0.1, 0.5, 0.5, 0.5, 0.5], [0.9, 0.5, 0.4, 0.5, 0.2]))]
+    only_iou = [
+        read_per_image_csv(_per_image(tmp_path / f"i{k}.csv", ids, [0] * 5, v))
+        for k, v in enumerate(([0.1, 0.5, 0.5, 0.5, 0.5], [0.9, 0.5, 0.4, 0.5, 0.2]))
+    ]
     assert disagreement_order(only_iou) == ["a", "e", "c", "b", "d"]
     with pytest.raises(UserError, match="at least two models"):
         disagreement_order(tables[:1])
@@ -95,8 +107,9 @@ def test_column_names_and_thresholds(tmp_path):
     assert column_names(["a", "b"], ["cam", "gradcam"]) == ["a · cam", "a · gradcam", "b · cam", "b · gradcam"]
     from eval.compare import load_results
 
-    res = load_results([_result(tmp_path / "r1", extra={"cam_method": "cam"}),
-                        _result(tmp_path / "r2", extra={"best_threshold": {}})])
+    res = load_results(
+        [_result(tmp_path / "r1", extra={"cam_method": "cam"}), _result(tmp_path / "r2", extra={"best_threshold": {}})]
+    )
     cfg = GridConfig(checkpoints=["x", "y"], dataset="synthetic", data_root=".", out="o.png")
     assert _column_tau(cfg, res, 0, "cam") == 0.3
     assert _column_tau(cfg, res, 0, "gradcam") == DEFAULT_TAU  # the result is for another CAM method
@@ -106,6 +119,7 @@ def test_column_names_and_thresholds(tmp_path):
 
 
 # ------------------------------------------------------------------------ curves, per-class
+
 
 def test_figure_curves_and_per_class_cli(tmp_path, capsys):
     a, b = _result(tmp_path / "base"), _result(tmp_path / "cutmix")
@@ -133,6 +147,7 @@ def test_figure_errors_are_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ CAM grid (e2e)
 
+
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     import torch
@@ -144,8 +159,9 @@ def tiny_setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("grid")
     data = root / "data"
-    generate_synthetic(data, SynthConfig(classes=3, train_per_class=1, val_per_class=1, test_per_class=4,
-                                         size=32, seed=0))
+    generate_synthetic(
+        data, SynthConfig(classes=3, train_per_class=1, val_per_class=1, test_per_class=4, size=32, seed=0)
+    )
     ckpts = []
     for k in range(2):
         torch.manual_seed(k)
@@ -167,9 +183,31 @@ def test_grid_end_to_end(tiny_setup, capsys):
         iou = [0.5] * len(ids)
         results.append(_result(root / f"r{k}", ids=ids, hit50=hit, iou=iou, extra={"cam_method": "cam"}))
     out = root / "grid.png"
-    argv = ["figure", "grid", "--checkpoint", ckpts[0], "--checkpoint", ckpts[1], "--names", "A", "B",
-            "--dataset", "synthetic", "--data-root", str(data), "--images", "2", "--select", "disagree",
-            "--results", *results, "--device", "cpu", "--out", str(out)]
+    argv = [
+        "figure",
+        "grid",
+        "--checkpoint",
+        ckpts[0],
+        "--checkpoint",
+        ckpts[1],
+        "--names",
+        "A",
+        "B",
+        "--dataset",
+        "synthetic",
+        "--data-root",
+        str(data),
+        "--images",
+        "2",
+        "--select",
+        "disagree",
+        "--results",
+        *results,
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     assert out.stat().st_size > 10000 and out.with_suffix(".pdf").stat().st_size > 10000
 
@@ -182,9 +220,16 @@ def test_grid_end_to_end(tiny_setup, capsys):
         captured["rows"], captured["cols"] = rows, cols
         return real(rows, cols, **kw)
 
-    figure_job_cfg = figure_job.GridConfig(checkpoints=ckpts, names=["A", "B"], dataset="synthetic",
-                                           data_root=str(data), out=str(root / "g2.png"), ids=[ids[5], ids[2]],
-                                           results=results, device="cpu")
+    figure_job_cfg = figure_job.GridConfig(
+        checkpoints=ckpts,
+        names=["A", "B"],
+        dataset="synthetic",
+        data_root=str(data),
+        out=str(root / "g2.png"),
+        ids=[ids[5], ids[2]],
+        results=results,
+        device="cpu",
+    )
     mp = pytest.MonkeyPatch()
     mp.setattr(figure_job, "cam_grid_figure", spy)
     try:
@@ -203,6 +248,25 @@ def test_grid_end_to_end(tiny_setup, capsys):
 
 def test_grid_unknown_id_is_a_clear_error(tiny_setup, capsys):
     root, data, ckpts, ids = tiny_setup
-    assert main(["figure", "grid", "--checkpoint", ckpts[0], "--dataset", "synthetic", "--data-root", str(data),
-                 "--ids", "nope.png", "--device", "cpu", "--out", str(root / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "figure",
+                "grid",
+                "--checkpoint",
+                ckpts[0],
+                "--dataset",
+                "synthetic",
+                "--data-root",
+                str(data),
+                "--ids",
+                "nope.png",
+                "--device",
+                "cpu",
+                "--out",
+                str(root / "x.png"),
+            ]
+        )
+        == 2
+    )
     assert "1 image id(s) not in the synthetic test split: nope.png" in capsys.readouterr().err

@@ -8,7 +8,6 @@ import torch
 from wsol.errors import UserError
 from wsol.models import MODELS, WSOLModel, create_model
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -27,12 +26,21 @@ def _meta_features(arch: str, size: int = 224, **options) -> tuple[torch.Size, .
     return feats.shape, captured["out"], logits.shape
 
 
-@pytest.mark.parametrize("arch,options,hw", [
-    ("resnet50", {}, 14), ("resnet50", {"large_feature_map": True}, 28),
-    ("resnet50", {"layer4_stride": 2}, 7), ("vgg16", {}, 14), ("vgg16", {"large_feature_map": True}, 28),
-    ("inception_v3", {}, 14), ("inception_v3", {"large_feature_map": True}, 28),
-    ("resnet18", {}, 7), ("resnet34", {}, 7), ("resnet18", {"layer4_stride": 1}, 14),
-])
+@pytest.mark.parametrize(
+    "arch,options,hw",
+    [
+        ("resnet50", {}, 14),
+        ("resnet50", {"large_feature_map": True}, 28),
+        ("resnet50", {"layer4_stride": 2}, 7),
+        ("vgg16", {}, 14),
+        ("vgg16", {"large_feature_map": True}, 28),
+        ("inception_v3", {}, 14),
+        ("inception_v3", {"large_feature_map": True}, 28),
+        ("resnet18", {}, 7),
+        ("resnet34", {}, 7),
+        ("resnet18", {"layer4_stride": 1}, 14),
+    ],
+)
 def test_feature_map_size_at_224(arch, options, hw):
     feats, hooked, logits = _meta_features(arch, **options)
     assert tuple(feats[-2:]) == (hw, hw)
@@ -46,8 +54,17 @@ def test_small_cnn_is_16x16_at_64():
 
 
 def test_registry_and_errors():
-    assert MODELS.names() == ["resnet50", "resnet18", "resnet34", "resnet101", "resnet152", "resnext101_32x4d",
-                              "vgg16", "inception_v3", "small_cnn"]
+    assert MODELS.names() == [
+        "resnet50",
+        "resnet18",
+        "resnet34",
+        "resnet101",
+        "resnet152",
+        "resnext101_32x4d",
+        "vgg16",
+        "inception_v3",
+        "small_cnn",
+    ]
     with pytest.raises(UserError, match="unknown model 'resnet999'"):
         create_model("resnet999", 3)
     with pytest.raises(UserError, match="does not take option.*'dropout'.*accepts: widths, pretrained"):
@@ -89,12 +106,10 @@ def test_contract_on_small_cnn():
         expected = (model.fc.weight[t][:, :, None, None] * feats).sum(1)
         torch.testing.assert_close(maps, expected, rtol=0, atol=1e-12)
         logits = model(x)
-        torch.testing.assert_close(maps.mean((1, 2)) + model.fc.bias[t], logits[torch.arange(3), t],
-                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(maps.mean((1, 2)) + model.fc.bias[t], logits[torch.arange(3), t], rtol=0, atol=1e-12)
     assert model.arch == "small_cnn" and model.arch_options == {"widths": [4, 6, 8, 8, 12]}
     again = create_model(model.arch, model.num_classes, **model.arch_options)
-    assert {k: v.shape for k, v in again.state_dict().items()} == \
-           {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
 
 
 def test_inception_class_map_includes_bias_and_averages_to_logit():
@@ -152,7 +167,6 @@ def test_resnet18_matches_torchvision_and_stride_option():
         s1 = create_model("resnet18", 7, layer4_stride=1)
     assert s1.layer4[0].conv1.stride == (1, 1) and s1.layer4[0].downsample[0].stride == (1, 1)
     assert s1.layer3[0].conv1.stride == (2, 2) and ours.layer4[0].conv1.stride == (2, 2)
-
 
 
 def test_pretrained_init_mapping_offline(monkeypatch):

@@ -16,8 +16,13 @@ from wsol.train.config import FIELDS
 from wsol.train.optim import lr_factor, split_parameters
 from wsol.train.recipes import load_recipe_dict, recipe_description, recipe_path
 
-SHIPPED = {"cub_resnet50_cutmix_paper", "cub_vgg16_cutmix_paper", "imagenet_resnet50_cutmix_paper",
-           "cub_resnet50_wsoleval", "synthetic_cpu"}
+SHIPPED = {
+    "cub_resnet50_cutmix_paper",
+    "cub_vgg16_cutmix_paper",
+    "imagenet_resnet50_cutmix_paper",
+    "cub_resnet50_wsoleval",
+    "synthetic_cpu",
+}
 TRAIN_DIR = Path(__file__).resolve().parents[2] / "wsol" / "train"
 
 
@@ -38,8 +43,7 @@ def test_every_recipe_key_is_a_config_field_and_typed(name):
     assert cfg.recipe == name
 
 
-@pytest.mark.parametrize("aug", ["none", "cutout", "mixup", "cutmix", "cutmix_one_hot",
-                                 "feature_cutmix"])
+@pytest.mark.parametrize("aug", ["none", "cutout", "mixup", "cutmix", "cutmix_one_hot", "feature_cutmix"])
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_every_recipe_combines_with_every_aug(name, aug):
     cfg = load_recipe(name, ["data_root=/data"], aug=aug)
@@ -66,11 +70,11 @@ def test_published_values():
 
 def test_step_schedules():
     # CutMix: x0.1 every 150 of 600 epochs
-    assert [lr_factor(e, [150, 300, 450], 0.1) for e in (0, 149, 150, 299, 300, 450, 599)] == \
-        pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.001, 0.001])
+    assert [lr_factor(e, [150, 300, 450], 0.1) for e in (0, 149, 150, 299, 300, 450, 599)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.001, 0.001]
+    )
     # wsolevaluation decay 15 / 50 epochs: decays at the start of 1-based epochs 15, 30, 45
-    one_based = [e + 1 for e in range(50) if lr_factor(e, [14, 29, 44], 0.1)
-                 != lr_factor(e - 1, [14, 29, 44], 0.1)]
+    one_based = [e + 1 for e in range(50) if lr_factor(e, [14, 29, 44], 0.1) != lr_factor(e - 1, [14, 29, 44], 0.1)]
     assert one_based == [15, 30, 45]
 
 
@@ -88,18 +92,33 @@ def test_resnet50_param_groups_layer4_and_fc():
 
 
 def test_overrides_are_type_checked():
-    cfg = load_recipe("synthetic_cpu", ["lr=1", "nesterov=true", "data_root=123", "val_split=null",
-                                        "lr_milestones=[3, 5]", "aug_options.cutmix.beta=0.5",
-                                        "model_options.widths=[8,8,8,8,8]"])
+    cfg = load_recipe(
+        "synthetic_cpu",
+        [
+            "lr=1",
+            "nesterov=true",
+            "data_root=123",
+            "val_split=null",
+            "lr_milestones=[3, 5]",
+            "aug_options.cutmix.beta=0.5",
+            "model_options.widths=[8,8,8,8,8]",
+        ],
+    )
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.nesterov is True
     assert cfg.data_root == "123" and cfg.val_split is None and cfg.lr_milestones == [3, 5]
     assert cfg.aug_options["cutmix"]["beta"] == 0.5
     assert cfg.model_options["widths"] == [8, 8, 8, 8, 8]
-    for bad, match in [("lr=abc", "lr"), ("epochs=1.5", "epochs"), ("nesterov=3", "nesterov"),
-                       ("bogus=1", "unknown"), ("lr_milestones=[a]", "lr_milestones"),
-                       ("noequals", "key=value"), ("lr.x=1", "not a mapping"),
-                       ("aug_options.cutmix.alpha=1", "alpha"),
-                       ("aug_options.nosuchaug.x=1", "not an augmentation")]:
+    for bad, match in [
+        ("lr=abc", "lr"),
+        ("epochs=1.5", "epochs"),
+        ("nesterov=3", "nesterov"),
+        ("bogus=1", "unknown"),
+        ("lr_milestones=[a]", "lr_milestones"),
+        ("noequals", "key=value"),
+        ("lr.x=1", "not a mapping"),
+        ("aug_options.cutmix.alpha=1", "alpha"),
+        ("aug_options.nosuchaug.x=1", "not an augmentation"),
+    ]:
         with pytest.raises(UserError, match=match):
             load_recipe("synthetic_cpu", [bad])
 
@@ -124,8 +143,7 @@ def test_no_dead_config_fields():
         if path.name == "config.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id == "cfg":
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "cfg":
                 used.add(node.attr)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert fields - used == set()
@@ -135,8 +153,9 @@ def test_cli_parser_lists_recipes_and_augs():
     from wsol.cli import build_parser
 
     parser = build_parser("train")
-    args = parser.parse_args(["--recipe", "synthetic_cpu", "--aug", "mixup", "--out", "x",
-                              "--set", "epochs=2", "--seed", "3"])
+    args = parser.parse_args(
+        ["--recipe", "synthetic_cpu", "--aug", "mixup", "--out", "x", "--set", "epochs=2", "--seed", "3"]
+    )
     assert args.aug == "mixup" and args.overrides == ["epochs=2"] and args.seed == 3
     assert "synthetic_cpu" in parser.description
     with pytest.raises(SystemExit):

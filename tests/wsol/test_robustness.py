@@ -68,9 +68,32 @@ def test_cli_occlusion_writes_json_and_figure(tiny_checkpoint, tiny_synth, tmp_p
     from wsol.cli import main
 
     out = tmp_path / "occ"
-    rc = main(["robustness", "--checkpoint", str(tiny_checkpoint), "--checkpoint", str(tiny_checkpoint),
-               "--names", "a", "b", "--occlusion", "center", "--steps", "4", "--dataset", "synthetic",
-               "--data-root", str(tiny_synth), "--device", "cpu", "--batch-size", "9", "--out", str(out)])
+    rc = main(
+        [
+            "robustness",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--names",
+            "a",
+            "b",
+            "--occlusion",
+            "center",
+            "--steps",
+            "4",
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "9",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = json.loads((out / "robustness.json").read_text())
     assert [m["name"] for m in res["models"]] == ["a", "b"]
@@ -79,6 +102,19 @@ def test_cli_occlusion_writes_json_and_figure(tiny_checkpoint, tiny_synth, tmp_p
     assert (out / "occlusion_center.pdf").exists()
     assert "zeroes the square" in capsys.readouterr().out
     # an existing result is not overwritten without --overwrite
-    rc = main(["robustness", "--checkpoint", str(tiny_checkpoint), "--occlusion", "center",
-               "--dataset", "synthetic", "--data-root", str(tiny_synth), "--out", str(out)])
+    rc = main(
+        [
+            "robustness",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--occlusion",
+            "center",
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(tiny_synth),
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 2

@@ -30,7 +30,7 @@ def _study(cut_v2: list[float], cut_loc: list[float], base: float = 40.0) -> See
 def test_effect_verdict_needs_both_intervals_on_one_side_of_zero():
     assert effect_verdict(_study([3, 4, 5], [2, 3, 4])) == "appears"
     assert effect_verdict(_study([-3, -4, -5], [-2, -3, -4])) == "reversed"
-    assert effect_verdict(_study([3, 4, 5], [-1, 3, 4])) == "not established"   # top-1 loc interval has 0
+    assert effect_verdict(_study([3, 4, 5], [-1, 3, 4])) == "not established"  # top-1 loc interval has 0
     assert effect_verdict(_study([3, 4, 5], [-2, -3, -4])) == "not established"  # the metrics disagree
     one = _study([3, 4, 5], [2, 3, 4])
     one.seeds = [0]

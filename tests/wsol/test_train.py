@@ -22,16 +22,30 @@ def synth(tmp_path_factory):
     from wsol.data.synthetic import SynthConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("synth")
-    generate_synthetic(root, SynthConfig(classes=3, train_per_class=8, val_per_class=2,
-                                         test_per_class=2, size=32, seed=1))
+    generate_synthetic(
+        root, SynthConfig(classes=3, train_per_class=8, val_per_class=2, test_per_class=2, size=32, seed=1)
+    )
     return root
 
 
 def tiny(synth, **kw) -> TrainConfig:
-    values = dict(model="small_cnn", model_options={"widths": [4, 4, 8, 8, 8]}, dataset="synthetic",
-                  data_root=str(synth), cache_images=True, epochs=3, batch_size=8, lr=0.05,
-                  momentum=0.9, weight_decay=1e-4, aug="cutmix", threads=1, progress=False,
-                  device="cpu", seed=3)
+    values = dict(
+        model="small_cnn",
+        model_options={"widths": [4, 4, 8, 8, 8]},
+        dataset="synthetic",
+        data_root=str(synth),
+        cache_images=True,
+        epochs=3,
+        batch_size=8,
+        lr=0.05,
+        momentum=0.9,
+        weight_decay=1e-4,
+        aug="cutmix",
+        threads=1,
+        progress=False,
+        device="cpu",
+        seed=3,
+    )
     values.update(kw)
     return TrainConfig(**values)
 
@@ -97,8 +111,15 @@ def test_outputs_config_log_and_checkpoint(synth, tmp_path):
 
     from wsol.checkpoints import load_checkpoint
 
-    cfg = tiny(synth, epochs=2, lr_milestones=[1], lr_high_params=["fc.*"], lr_high_mult=10.0,
-               nesterov=True, label_smoothing=0.1)
+    cfg = tiny(
+        synth,
+        epochs=2,
+        lr_milestones=[1],
+        lr_high_params=["fc.*"],
+        lr_high_mult=10.0,
+        nesterov=True,
+        label_smoothing=0.1,
+    )
     last = train(cfg, tmp_path / "run")
     out = tmp_path / "run"
     assert yaml.safe_load((out / "config.yaml").read_text()) == json.loads((out / "config.json").read_text())
@@ -127,8 +148,7 @@ def test_every_augmentation_trains(synth, tmp_path, aug):
     opts = {"feature_cutmix": {"layer": 3}} if aug == "feature_cutmix" else {}
     last = train(tiny(synth, epochs=1, aug=aug, aug_options=opts), tmp_path / aug)
     st = _state(last)
-    assert st["epoch"] == 1 and all(torch.isfinite(v).all() for v in st["state_dict"].values()
-                                    if v.is_floating_point())
+    assert st["epoch"] == 1 and all(torch.isfinite(v).all() for v in st["state_dict"].values() if v.is_floating_point())
 
 
 def test_best_checkpoint_follows_validation_metric(synth, tmp_path, monkeypatch):
@@ -157,16 +177,49 @@ def test_validation_with_evaluate_model(synth, tmp_path):
 def test_cli_train_end_to_end(synth, tmp_path, capsys):
     from wsol.cli import main
 
-    rc = main(["train", "--recipe", "synthetic_cpu", "--aug", "cutout", "--out", str(tmp_path / "c"),
-               "--set", f"data_root={synth}", "--set", "epochs=1", "--set", "batch_size=8",
-               "--set", "val_every=0", "--set", "model_options.widths=[4,4,4,4,4]",
-               "--seed", "1", "--device", "cpu", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "synthetic_cpu",
+            "--aug",
+            "cutout",
+            "--out",
+            str(tmp_path / "c"),
+            "--set",
+            f"data_root={synth}",
+            "--set",
+            "epochs=1",
+            "--set",
+            "batch_size=8",
+            "--set",
+            "val_every=0",
+            "--set",
+            "model_options.widths=[4,4,4,4,4]",
+            "--seed",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     assert rc == 0 and (tmp_path / "c" / "last.pt").exists()
     st = _state(tmp_path / "c" / "last.pt")
     assert st["config"]["aug"] == "cutout" and st["config"]["recipe"] == "synthetic_cpu"
     assert st["config"]["seed"] == 1
-    rc = main(["train", "--recipe", "synthetic_cpu", "--out", str(tmp_path / "d"),
-               "--set", "lr=fast", "--set", f"data_root={synth}"])
+    rc = main(
+        [
+            "train",
+            "--recipe",
+            "synthetic_cpu",
+            "--out",
+            str(tmp_path / "d"),
+            "--set",
+            "lr=fast",
+            "--set",
+            f"data_root={synth}",
+        ]
+    )
     assert rc == 2 and "lr" in capsys.readouterr().err
 
 
@@ -208,11 +261,21 @@ def test_memory_cache_crops_match_resized_images(synth):
     images, labels = mem.batch(idx, g)
     part, _ = mem.batch(idx, torch.Generator().manual_seed(0), slice(2, 4))
     assert torch.equal(part, images[2:4])  # a process's share equals the slice of the batch
-    ref = v2.Compose([v2.Resize((37, 37)), v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                      v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))])
+    ref = v2.Compose(
+        [
+            v2.Resize((37, 37)),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+        ]
+    )
     for j, i in enumerate(idx):
         full = ref(open_rgb(ds.records[i].path)).as_subclass(torch.Tensor)
-        crops = [c for t in range(6) for left in range(6)
-                 for c in (full[:, t:t + 32, left:left + 32], full[:, t:t + 32, left:left + 32].flip(2))]
+        crops = [
+            c
+            for t in range(6)
+            for left in range(6)
+            for c in (full[:, t : t + 32, left : left + 32], full[:, t : t + 32, left : left + 32].flip(2))
+        ]
         assert min(float((c - images[j]).abs().max()) for c in crops) < 1e-5
         assert labels[j] == ds.records[i].label

@@ -58,12 +58,12 @@ MODEL = textwrap.dedent('''
         MODELS.register("nobn_cnn")(nobn_cnn)
 ''')
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     import nobn_model  # registers nobn_cnn
     from wsol.train import TrainConfig, train
     train(TrainConfig(**json.loads(sys.argv[1])), sys.argv[2])
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,9 @@ def synth(tmp_path_factory):
     from wsol.data.synthetic import SynthConfig, generate_synthetic
 
     root = tmp_path_factory.mktemp("synth_dist")
-    generate_synthetic(root, SynthConfig(classes=3, train_per_class=8, val_per_class=0,
-                                         test_per_class=1, size=32, seed=2))
+    generate_synthetic(
+        root, SynthConfig(classes=3, train_per_class=8, val_per_class=0, test_per_class=1, size=32, seed=2)
+    )
     return root
 
 
@@ -83,17 +84,45 @@ def test_two_process_gloo_matches_single_process(synth, tmp_path, monkeypatch):
     (tmp_path / "nobn_model.py").write_text(MODEL)
     script = tmp_path / "run_train.py"
     script.write_text(SCRIPT)
-    values = dict(model="nobn_cnn", dataset="synthetic", data_root=str(synth), cache_images=True,
-                  epochs=2, batch_size=8, lr=0.1, momentum=0.9, weight_decay=1e-4, aug="none",
-                  threads=1, progress=False, device="cpu", seed=5)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path), env.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    two = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            "--nproc_per_node", "2", str(script), json.dumps(values),
-                            str(tmp_path / "two")],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    values = dict(
+        model="nobn_cnn",
+        dataset="synthetic",
+        data_root=str(synth),
+        cache_images=True,
+        epochs=2,
+        batch_size=8,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        aug="none",
+        threads=1,
+        progress=False,
+        device="cpu",
+        seed=5,
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    env.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path), env.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    two = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            json.dumps(values),
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         # the single-process reference runs here meanwhile (same code path, WORLD_SIZE unset)
         monkeypatch.syspath_prepend(str(tmp_path))

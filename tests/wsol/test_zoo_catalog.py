@@ -14,12 +14,31 @@ from wsol.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CUTMIX = ["resnet50-baseline", "resnet50-cutmix", "resnet50-feature-cutmix", "resnet50-mixup",
-          "resnet50-manifold-mixup", "resnet50-cutout", "resnet101-cutmix", "resnet152-cutmix",
-          "resnext101-32x4d-cutmix"]
+CUTMIX = [
+    "resnet50-baseline",
+    "resnet50-cutmix",
+    "resnet50-feature-cutmix",
+    "resnet50-mixup",
+    "resnet50-manifold-mixup",
+    "resnet50-cutout",
+    "resnet101-cutmix",
+    "resnet152-cutmix",
+    "resnext101-32x4d-cutmix",
+]
 TORCHVISION = ["resnet50-tv-v1", "resnet50-tv-v2"]
-FIELDS = {"name", "arch", "arch_options", "num_classes", "augmentation", "source", "published", "url", "filename",
-          "member", "sha256"}
+FIELDS = {
+    "name",
+    "arch",
+    "arch_options",
+    "num_classes",
+    "augmentation",
+    "source",
+    "published",
+    "url",
+    "filename",
+    "member",
+    "sha256",
+}
 
 
 def test_zoo_list_json_has_every_entry_and_field(zoo_env, capsys):
@@ -35,13 +54,18 @@ def test_zoo_list_json_has_every_entry_and_field(zoo_env, capsys):
         assert row["source"]["repository"] and row["source"]["paper"]
         assert row["sha256"] is None and row["recorded_sha256"] is None  # none published: recorded on first use
     published = {n: by_name[n]["published"] for n in by_name}
-    assert published["resnet50-baseline"] == {"top1_err": 23.68, "top1_loc": 46.3, "loc_source": published[
-        "resnet50-baseline"]["loc_source"]}
-    assert [published[n].get("top1_loc") for n in ("resnet50-mixup", "resnet50-cutout", "resnet50-cutmix")] == \
-           [45.84, 46.69, 47.25]
+    assert published["resnet50-baseline"] == {
+        "top1_err": 23.68,
+        "top1_loc": 46.3,
+        "loc_source": published["resnet50-baseline"]["loc_source"],
+    }
+    assert [published[n].get("top1_loc") for n in ("resnet50-mixup", "resnet50-cutout", "resnet50-cutmix")] == [
+        45.84,
+        46.69,
+        47.25,
+    ]
     assert "top1_loc" not in published["resnet50-feature-cutmix"]
-    assert [published[n]["top1_err"] for n in CUTMIX] == [23.68, 21.40, 21.80, 22.58, 22.50, 22.93, 20.17, 19.20,
-                                                            19.47]
+    assert [published[n]["top1_err"] for n in CUTMIX] == [23.68, 21.40, 21.80, 22.58, 22.50, 22.93, 20.17, 19.20, 19.47]
 
 
 def test_cutmix_links_download_and_name_what_they_give():
@@ -66,8 +90,10 @@ def test_torchvision_entries_match_torchvision():
 
     from wsol.zoo import ZOO
 
-    for name, weights in (("resnet50-tv-v1", "ResNet50_Weights.IMAGENET1K_V1"),
-                          ("resnet50-tv-v2", "ResNet50_Weights.IMAGENET1K_V2")):
+    for name, weights in (
+        ("resnet50-tv-v1", "ResNet50_Weights.IMAGENET1K_V1"),
+        ("resnet50-tv-v2", "ResNet50_Weights.IMAGENET1K_V2"),
+    ):
         e = ZOO.get(name)
         w = get_weight(weights)
         assert (e.kind, e.torchvision_weights, e.url) == ("torchvision", weights, w.url)
@@ -94,8 +120,11 @@ def test_unknown_entry_is_one_line(zoo_env, capsys):
 
 # ------------------------------------------------------------------------------ deeper ResNets
 
-_TV = {"resnet101": ("resnet101", {}), "resnet152": ("resnet152", {}),
-       "resnext101_32x4d": ("ResNet", {"groups": 32, "width_per_group": 4, "layers": [3, 4, 23, 3]})}
+_TV = {
+    "resnet101": ("resnet101", {}),
+    "resnet152": ("resnet152", {}),
+    "resnext101_32x4d": ("ResNet", {"groups": 32, "width_per_group": 4, "layers": [3, 4, 23, 3]}),
+}
 
 
 def _torchvision_meta_state_dict(arch: str) -> dict:
@@ -125,8 +154,9 @@ def test_deep_resnets_match_torchvision_and_are_recognised(arch, tmp_path):
     # a CutMix-PyTorch-style file (module. prefix), every tensor a zero expanded to its shape
     sd = {f"module.{k}": torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in tv_sd.items()}
     path = tmp_path / "model_best.pth.tar"
-    path.write_bytes(checkpoint_bytes({"epoch": 300, "arch": arch, "state_dict": sd, "best_err1": 20.0,
-                                       "optimizer": {}}))
+    path.write_bytes(
+        checkpoint_bytes({"epoch": 300, "arch": arch, "state_dict": sd, "best_err1": 20.0, "optimizer": {}})
+    )
     model = load_checkpoint(path, map_location="meta")
     assert (model.arch, model.num_classes) == (arch, 1000)
     assert model.arch_options == {"large_feature_map": False, "layer4_stride": 2}

@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.wsol.zoo_server import (dead_url, files_under, manifest_checkpoint, register, server, sha256,  # noqa: F401
-                                   tiny_cutmix_checkpoint, tiny_entry, zip_bytes, zoo_env)
+from tests.wsol.zoo_server import (  # noqa: F401
+    dead_url,
+    files_under,
+    manifest_checkpoint,
+    register,
+    server,
+    sha256,
+    tiny_cutmix_checkpoint,
+    tiny_entry,
+    zip_bytes,
+    zoo_env,
+)
 from wsol.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,8 +57,11 @@ def test_download_then_cache_hit_and_zoo_checkpoint(server, zoo_env, monkeypatch
     assert path.read_bytes() == ckpt
     assert server.requests[f"{entry.name}.zip"] == 1
     # complete: the archive is gone, the member, its marker and both trust-on-first-use records stay
-    assert files_under(zoo_env) == ["hashes.json", f"zoo/{entry.name}/complete.json",
-                                    f"zoo/{entry.name}/model_best.pth.tar"]
+    assert files_under(zoo_env) == [
+        "hashes.json",
+        f"zoo/{entry.name}/complete.json",
+        f"zoo/{entry.name}/model_best.pth.tar",
+    ]
     hashes = json.loads((zoo_env / "hashes.json").read_text())
     assert hashes[f"{entry.url}#model_best.pth.tar"]["sha256"] == sha256(ckpt)
     assert entry.url not in hashes  # a folder zip is built on the fly: only its member's hash is stable
@@ -195,6 +208,7 @@ def test_mirror_as_folder_and_as_url(server, zoo_env, tmp_path, monkeypatch, cap
 
 # ------------------------------------------------------------------------------ torchvision
 
+
 def _fake_weights(monkeypatch, url: str):
     from torchvision.models._api import Weights, WeightsEnum
 
@@ -253,6 +267,7 @@ def test_torchvision_entry_from_a_mirror_and_a_wrong_hash(server, zoo_env, tmp_p
 
 # ------------------------------------------------------------------------------ a real entry
 
+
 def test_real_cutmix_entry_from_a_mirror_loads_strict(server, zoo_env, monkeypatch, capsys):
     """The catalog's resnet50-cutmix: a Dropbox folder zip (built from the manifest) on a mirror."""
     from wsol.zoo.catalog import get_entry
@@ -289,18 +304,46 @@ def test_zoo_checkpoint_in_evaluate_and_compare(server, zoo_env, tmp_path, monke
     generate_synthetic(data, SynthConfig(classes=3, train_per_class=0, val_per_class=0, test_per_class=2, size=32))
     entry, ckpt = _zip_entry(server, monkeypatch, name="tiny-eval")
     out = tmp_path / "eval" / "result.json"
-    code, _, err = _run(capsys, "evaluate", "--checkpoint", f"zoo:{entry.name}", "--dataset", "synthetic",
-                        "--data-root", str(data), "--workers", "0", "--batch-size", "3", "--no-progress",
-                        "--output", str(out))
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--checkpoint",
+        f"zoo:{entry.name}",
+        "--dataset",
+        "synthetic",
+        "--data-root",
+        str(data),
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+        "--no-progress",
+        "--output",
+        str(out),
+    )
     assert code == 0, err
     result = json.loads(out.read_text())
     assert result["checkpoint"] == f"zoo:{entry.name}" and result["num_images"] == 6
     guarded = json.loads(out.with_name("result.config.json").read_text())["guarded"]
     cached = zoo_env / "zoo" / entry.name / "model_best.pth.tar"
     assert guarded["checkpoint_file"] == str(cached.resolve()) and guarded["checkpoint_sha256"] == sha256(ckpt)
-    code, _, err = _run(capsys, "compare", "--checkpoint", f"zoo:{entry.name}", "--names", "tiny", "--dataset",
-                        "synthetic", "--data-root", str(data), "--workers", "0", "--out", str(tmp_path / "cmp"),
-                        "--quiet")
+    code, _, err = _run(
+        capsys,
+        "compare",
+        "--checkpoint",
+        f"zoo:{entry.name}",
+        "--names",
+        "tiny",
+        "--dataset",
+        "synthetic",
+        "--data-root",
+        str(data),
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path / "cmp"),
+        "--quiet",
+    )
     assert code == 0, err
     assert (tmp_path / "cmp" / "tiny" / "result.json").is_file()
     assert server.requests[f"{entry.name}.zip"] == 1
@@ -310,18 +353,44 @@ def test_zoo_checkpoint_as_train_init(server, zoo_env, tmp_path, monkeypatch, ca
     """``init_checkpoint=zoo:NAME``: training starts from the published weights (here a 3-class
     entry fine-tuned on a 2-class set: the classifier stays new, every other tensor is copied)."""
     import torch
+    from zoo_server import TINY_WIDTHS
 
     from wsol.data.synthetic import SynthConfig, generate_synthetic
-    from zoo_server import TINY_WIDTHS
 
     data = tmp_path / "synth"
     generate_synthetic(data, SynthConfig(classes=2, train_per_class=4, val_per_class=0, test_per_class=1, size=32))
     entry, ckpt = _zip_entry(server, monkeypatch, name="tiny-init")
-    code, _, err = _run(capsys, "train", "--recipe", "synthetic_cpu", "--out", str(tmp_path / "t"), "--device", "cpu",
-                        "--no-progress", "--set", f"data_root={data}", "--set", "epochs=1", "--set", "val_every=0",
-                        "--set", "lr=1e-9", "--set", "weight_decay=0", "--set", "momentum=0", "--set", "nesterov=false", "--set", "batch_size=8",
-                        "--set", f"model_options.widths={list(TINY_WIDTHS)}",
-                        "--set", f"init_checkpoint=zoo:{entry.name}")
+    code, _, err = _run(
+        capsys,
+        "train",
+        "--recipe",
+        "synthetic_cpu",
+        "--out",
+        str(tmp_path / "t"),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--set",
+        f"data_root={data}",
+        "--set",
+        "epochs=1",
+        "--set",
+        "val_every=0",
+        "--set",
+        "lr=1e-9",
+        "--set",
+        "weight_decay=0",
+        "--set",
+        "momentum=0",
+        "--set",
+        "nesterov=false",
+        "--set",
+        "batch_size=8",
+        "--set",
+        f"model_options.widths={list(TINY_WIDTHS)}",
+        "--set",
+        f"init_checkpoint=zoo:{entry.name}",
+    )
     assert code == 0, err
     kept = err.split("kept new: ", 1)[1].splitlines()[0].split(", ")
     trained = torch.load(tmp_path / "t" / "last.pt", weights_only=True)["state_dict"]

@@ -10,14 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.wsol.zoo_server import (files_under, register, server, tiny_cutmix_checkpoint, tiny_entry,  # noqa: F401
-                                   zip_bytes, zoo_env)
+from tests.wsol.zoo_server import files_under, register, server, tiny_cutmix_checkpoint, tiny_entry, zip_bytes, zoo_env  # noqa: F401
 from wsol.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-STUDY = ["resnet50-baseline", "resnet50-cutmix", "resnet50-feature-cutmix", "resnet50-mixup",
-         "resnet50-manifold-mixup", "resnet50-cutout", "resnet50-tv-v1", "resnet50-tv-v2"]
+STUDY = [
+    "resnet50-baseline",
+    "resnet50-cutmix",
+    "resnet50-feature-cutmix",
+    "resnet50-mixup",
+    "resnet50-manifold-mixup",
+    "resnet50-cutout",
+    "resnet50-tv-v1",
+    "resnet50-tv-v2",
+]
 
 
 def fake_imagenet(root: Path, images: int = 4, classes: int = 1000, size: int = 48) -> Path:
@@ -48,15 +55,28 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_plan_prints_downloads_and_commands_and_does_nothing(zoo_env, tmp_path, capsys):
     root = fake_imagenet(tmp_path / "ILSVRC2012")
     out = tmp_path / "runs" / "study"
-    code, text, _ = _run(capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(out),
-                         "--plan", "--device", "cpu")
+    code, text, _ = _run(
+        capsys,
+        "zoo",
+        "study",
+        "imagenet-resnet50",
+        "--data-root",
+        str(root),
+        "--out",
+        str(out),
+        "--plan",
+        "--device",
+        "cpu",
+    )
     assert code == 0, text
     assert "data: imagenet split 'val'" in text and "4 images, 1000 classes" in text
     for i, name in enumerate(STUDY, 1):
         assert f"\n{i}. {name} [to run]\n" in text
-        assert f"wsol evaluate --checkpoint zoo:{name} --dataset imagenet --data-root {root} --split val " \
-               f"--preset cutmix --cam-method cam --batch-size 32 --device cpu --output {out / name / 'result.json'} " \
-               "--resume" in text
+        assert (
+            f"wsol evaluate --checkpoint zoo:{name} --dataset imagenet --data-root {root} --split val "
+            f"--preset cutmix --cam-method cam --batch-size 32 --device cpu --output {out / name / 'result.json'} "
+            "--resume" in text
+        )
     assert text.count("(size unknown)") == 6 and text.count("(97.8 MB)") == 2
     assert "torchvision weights API" in text and "model_best.pth.tar" in text
     assert "to download: 8 download(s): 195.6 MB of known size + 6 of unknown size" in text
@@ -70,8 +90,21 @@ def test_plan_of_a_subset_with_a_mirror_and_a_finished_model(zoo_env, tmp_path, 
     done = out / "resnet50-cutmix" / "result.json"
     done.parent.mkdir(parents=True)
     done.write_text("{}")
-    code, text, _ = _run(capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(out),
-                         "--plan", "--images", "2", "--mirror", "http://mirror.invalid/wsol")
+    code, text, _ = _run(
+        capsys,
+        "zoo",
+        "study",
+        "imagenet-resnet50",
+        "--data-root",
+        str(root),
+        "--out",
+        str(out),
+        "--plan",
+        "--images",
+        "2",
+        "--mirror",
+        "http://mirror.invalid/wsol",
+    )
     assert code == 0, text
     assert "2 images (an evenly spread subset of 5" in text
     assert f"--dataset wsolevaluation --data-root {root} --split test --metadata-dir {out / 'subset-2'}" in text
@@ -84,16 +117,18 @@ def test_plan_of_a_subset_with_a_mirror_and_a_finished_model(zoo_env, tmp_path, 
 
 def test_plan_reports_a_class_list_that_does_not_fit(zoo_env, tmp_path, capsys):
     root = fake_imagenet(tmp_path / "ILSVRC2012", classes=3)
-    code, text, _ = _run(capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out",
-                         str(tmp_path / "o"), "--plan")
+    code, text, _ = _run(
+        capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(tmp_path / "o"), "--plan"
+    )
     assert code == 1 and "problem: the models have 1000 classes but" in text
 
 
 def test_plan_of_a_tree_without_boxes_is_one_line(zoo_env, tmp_path, capsys):
     root = fake_imagenet(tmp_path / "ILSVRC2012")
     (root / "LOC_val_solution.csv").unlink()
-    code, _, err = _run(capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out",
-                        str(tmp_path / "o"), "--plan")
+    code, _, err = _run(
+        capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(tmp_path / "o"), "--plan"
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1 and "no ImageNet validation boxes" in err
 
 
@@ -103,22 +138,47 @@ def test_study_runs_resumes_and_compares(server, zoo_env, tmp_path, monkeypatch,
     names = ["tiny-base", "tiny-mix"]
     for seed, name in enumerate(names):
         server.files[f"{name}.zip"] = zip_bytes({"model_best.pth.tar": tiny_cutmix_checkpoint(1000, seed)})
-        register(monkeypatch, tiny_entry(name, server.url(f"{name}.zip"), f"{name}.zip", member="model_best.pth.tar",
-                                         num_classes=1000))
+        register(
+            monkeypatch,
+            tiny_entry(name, server.url(f"{name}.zip"), f"{name}.zip", member="model_best.pth.tar", num_classes=1000),
+        )
     monkeypatch.setitem(STUDIES._items, "tiny", Study("tiny", tuple(names), "two tiny models", "fake ImageNet"))
     monkeypatch.setitem(STUDIES._help, "tiny", "test study")
     root = fake_imagenet(tmp_path / "ILSVRC2012", images=6)
     out = tmp_path / "study"
-    argv = ["zoo", "study", "tiny", "--data-root", str(root), "--out", str(out), "--device", "cpu", "--workers", "0",
-            "--batch-size", "3", "--grid-images", "2", "--no-progress"]
+    argv = [
+        "zoo",
+        "study",
+        "tiny",
+        "--data-root",
+        str(root),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+        "--grid-images",
+        "2",
+        "--no-progress",
+    ]
     code, text, err = _run(capsys, *argv)
     assert code == 0, err
     for name in names:
         res = json.loads((out / name / "result.json").read_text())
         assert res["checkpoint"] == f"zoo:{name}" and res["num_images"] == 6
         assert "cutmix" in json.dumps(res["preset"]) and res["arch_options"] == {"widths": [4, 4, 4, 4, 4]}
-    for f in ("comparison.md", "comparison.csv", "published.md", "boxacc_curves.png", "cam_grid.png", "study.md",
-              "study.json"):
+    for f in (
+        "comparison.md",
+        "comparison.csv",
+        "published.md",
+        "boxacc_curves.png",
+        "cam_grid.png",
+        "study.md",
+        "study.json",
+    ):
         assert (out / f).is_file(), f
     published = (out / "published.md").read_text()
     assert "| tiny-base | none | 50.00 |" in published

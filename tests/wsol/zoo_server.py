@@ -55,8 +55,7 @@ class FileServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base(self) -> str:
@@ -65,7 +64,7 @@ class FileServer:
     def url(self, path: str) -> str:
         return f"{self.base}/{path}"
 
-    def __enter__(self) -> "FileServer":
+    def __enter__(self) -> FileServer:
         self.thread.start()
         return self
 
@@ -132,8 +131,15 @@ def checkpoint_bytes(obj) -> bytes:
 def tiny_cutmix_checkpoint(num_classes: int = 3, seed: int = 0) -> bytes:
     """A small_cnn saved as CutMix-PyTorch does (``module.`` keys in a dict with best_err1)."""
     sd = {f"module.{k}": v for k, v in tiny_state_dict(num_classes, seed).items()}
-    return checkpoint_bytes({"epoch": 300, "arch": "small", "state_dict": sd, "best_err1": 21.4,
-                             "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]}})
+    return checkpoint_bytes(
+        {
+            "epoch": 300,
+            "arch": "small",
+            "state_dict": sd,
+            "best_err1": 21.4,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 0.1}]},
+        }
+    )
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:
@@ -159,14 +165,33 @@ def manifest_checkpoint(name: str) -> bytes:
     return checkpoint_bytes({"epoch": 300, "arch": "resnet", "state_dict": sd, "best_err1": 21.4, "optimizer": {}})
 
 
-def tiny_entry(name: str, url: str, filename: str, member: str | None = None, sha: str | None = None,
-               kind: str = "download", num_classes: int = 3):
+def tiny_entry(
+    name: str,
+    url: str,
+    filename: str,
+    member: str | None = None,
+    sha: str | None = None,
+    kind: str = "download",
+    num_classes: int = 3,
+):
     from wsol.zoo.catalog import Published, ZooEntry
 
-    return ZooEntry(name=name, arch="small_cnn", arch_options={"widths": TINY_WIDTHS}, num_classes=num_classes,
-                    augmentation="none", repository="test/tiny", paper="a test", published=Published(top1_err=50.0),
-                    url=url, filename=filename, member=member, sha256=sha, kind=kind,
-                    torchvision_weights="Tiny.V1" if kind == "torchvision" else None)
+    return ZooEntry(
+        name=name,
+        arch="small_cnn",
+        arch_options={"widths": TINY_WIDTHS},
+        num_classes=num_classes,
+        augmentation="none",
+        repository="test/tiny",
+        paper="a test",
+        published=Published(top1_err=50.0),
+        url=url,
+        filename=filename,
+        member=member,
+        sha256=sha,
+        kind=kind,
+        torchvision_weights="Tiny.V1" if kind == "torchvision" else None,
+    )
 
 
 def register(monkeypatch, entry) -> None:

@@ -22,9 +22,17 @@ import inspect
 from typing import Any
 
 from wsol.augment.base import BOX_RULES, DEFAULT_BOX_RULE, Augmentation, to_soft
-from wsol.augment.cutmix import (CenterGaussianCutMix, CompleteLabelCutMix, CutDraws, CutMix,
-                                 CutPlan, FixedSizeCutMix, OneHotCutMix, ScheduledCutMix,
-                                 cut_sides)
+from wsol.augment.cutmix import (
+    CenterGaussianCutMix,
+    CompleteLabelCutMix,
+    CutDraws,
+    CutMix,
+    CutPlan,
+    FixedSizeCutMix,
+    OneHotCutMix,
+    ScheduledCutMix,
+    cut_sides,
+)
 from wsol.augment.feature import FeatureCutMix, FeatureMixPlan
 from wsol.augment.simple import Cutout, CutoutDraws, Mixup, NoAugmentation
 from wsol.errors import UserError
@@ -35,12 +43,13 @@ AUGMENTATIONS: Registry[type[Augmentation]] = Registry("augmentation")
 _ENTRIES: list[tuple[str, type[Augmentation], str]] = [
     ("none", NoAugmentation, "no augmentation (one-hot targets)"),
     ("cutout", Cutout, "Cutout: zero a square hole per image (size, n_holes, prob, box_rule)"),
-    ("mixup", Mixup,
-     "Mixup: blend two images and labels, lambda ~ Beta(alpha, alpha); alpha=0: off"),
-    ("cutmix", CutMix,
-     "CutMix: paste a box of another image, labels by area (beta, prob, box_rule); beta=0: off"),
-    ("cutmix_center_gaussian", CenterGaussianCutMix,
-     "CutMix with the box centre ~ Gaussian around the image centre (sigma)"),
+    ("mixup", Mixup, "Mixup: blend two images and labels, lambda ~ Beta(alpha, alpha); alpha=0: off"),
+    ("cutmix", CutMix, "CutMix: paste a box of another image, labels by area (beta, prob, box_rule); beta=0: off"),
+    (
+        "cutmix_center_gaussian",
+        CenterGaussianCutMix,
+        "CutMix with the box centre ~ Gaussian around the image centre (sigma)",
+    ),
     ("cutmix_fixed_size", FixedSizeCutMix, "CutMix with a fixed box side (side=0.5 of the image)"),
     ("cutmix_scheduled", ScheduledCutMix, "CutMix whose probability rises 0 -> prob over training"),
     ("cutmix_one_hot", OneHotCutMix, "CutMix with the label of the larger area"),
@@ -61,17 +70,34 @@ def build_augmentation(name: str, num_classes: int, **options: Any) -> Augmentat
     valid = [p for p in params if p not in ("self", "num_classes")]
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise UserError(f"augmentation {name!r} has no option(s) {', '.join(unknown)}; "
-                        f"valid: {', '.join(valid) or '(none)'}")
+        raise UserError(
+            f"augmentation {name!r} has no option(s) {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}"
+        )
     aug = cls(num_classes=num_classes, **options)
     aug.name = name
     return aug
 
 
 __all__ = [
-    "AUGMENTATIONS", "build_augmentation", "Augmentation", "to_soft", "BOX_RULES",
-    "DEFAULT_BOX_RULE", "NoAugmentation", "Cutout", "CutoutDraws", "Mixup", "CutMix", "CutDraws",
-    "CutPlan", "cut_sides", "CenterGaussianCutMix",
-    "FixedSizeCutMix", "ScheduledCutMix", "OneHotCutMix", "CompleteLabelCutMix",
-    "FeatureCutMix", "FeatureMixPlan",
+    "AUGMENTATIONS",
+    "build_augmentation",
+    "Augmentation",
+    "to_soft",
+    "BOX_RULES",
+    "DEFAULT_BOX_RULE",
+    "NoAugmentation",
+    "Cutout",
+    "CutoutDraws",
+    "Mixup",
+    "CutMix",
+    "CutDraws",
+    "CutPlan",
+    "cut_sides",
+    "CenterGaussianCutMix",
+    "FixedSizeCutMix",
+    "ScheduledCutMix",
+    "OneHotCutMix",
+    "CompleteLabelCutMix",
+    "FeatureCutMix",
+    "FeatureMixPlan",
 ]

@@ -43,7 +43,8 @@ def to_soft(targets: Tensor, num_classes: int) -> Tensor:
         return targets.to(torch.float32)
     raise UserError(
         f"targets must be int64 labels [B] or float soft targets [B, {num_classes}]; "
-        f"got {tuple(targets.shape)} {targets.dtype}")
+        f"got {tuple(targets.shape)} {targets.dtype}"
+    )
 
 
 def check_batch(images: Tensor, targets: Tensor) -> None:
@@ -89,7 +90,7 @@ def beta(a: float, b: float, n: int, generator: torch.Generator | None) -> Tenso
 #: CutMix and Cutout all take ``box_rule=`` from these names).
 BOX_RULES: dict[str, str] = {
     "reference": "[c - s//2, c + s//2): CutMix-PyTorch rand_bbox, torchvision v2 CutMix, timm, "
-                 "official Cutout (an odd side is one pixel shorter)",
+    "official Cutout (an odd side is one pixel shorter)",
     "exact_side": "[c - s//2, c - s//2 + s): exactly s pixels before clipping",
 }
 #: The default box rule: the references' convention.
@@ -103,8 +104,7 @@ def check_box_rule(value: str) -> str:
     return value
 
 
-def box_span(centre: Tensor, side: Tensor, size: int, rule: str = DEFAULT_BOX_RULE
-             ) -> tuple[Tensor, Tensor]:
+def box_span(centre: Tensor, side: Tensor, size: int, rule: str = DEFAULT_BOX_RULE) -> tuple[Tensor, Tensor]:
     """Half-open ``[lo, hi)`` on an axis of ``size`` pixels by ``rule``, clipped to ``[0, size]``.
 
     ``centre``, ``side``: int64 tensors (broadcastable) of pixel centres and sides.
@@ -118,8 +118,9 @@ def box_span(centre: Tensor, side: Tensor, size: int, rule: str = DEFAULT_BOX_RU
     return start.clamp(0, size).long(), stop.clamp(0, size).long()
 
 
-def centred_boxes(cy: Tensor, cx: Tensor, side_h: Tensor, side_w: Tensor, height: int, width: int,
-                  rule: str = DEFAULT_BOX_RULE) -> Tensor:
+def centred_boxes(
+    cy: Tensor, cx: Tensor, side_h: Tensor, side_w: Tensor, height: int, width: int, rule: str = DEFAULT_BOX_RULE
+) -> Tensor:
     """int64 ``[n, 4]`` boxes ``(y0, y1, x0, x1)`` (half-open, see :func:`box_mask`) of sides
     ``side_h x side_w`` centred on rows ``cy`` and columns ``cx`` (int64 ``[n]`` each) by ``rule``,
     clipped to a ``height x width`` image."""
@@ -180,14 +181,14 @@ class Augmentation:
             raise UserError(f"num_classes must be >= 1; got {num_classes}")
         self.num_classes = int(num_classes)
 
-    def __call__(self, images: Tensor, targets: Tensor,
-                 generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, images: Tensor, targets: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
         check_batch(images, targets)
         soft = to_soft(targets, self.num_classes)
         return self.apply(images, soft, generator)
 
-    def apply(self, images: Tensor, soft: Tensor,
-              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def apply(self, images: Tensor, soft: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
     def options(self) -> dict:
@@ -197,4 +198,3 @@ class Augmentation:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}(num_classes={self.num_classes}{', ' if opts else ''}{opts})"
-

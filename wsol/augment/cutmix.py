@@ -31,9 +31,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wsol.augment.base import (DEFAULT_BOX_RULE, Augmentation, beta, box_mask, centred_boxes,
-                               check_box_rule, check_non_negative, check_positive, check_prob,
-                               rand, randint, randn, randperm)
+from wsol.augment.base import (
+    DEFAULT_BOX_RULE,
+    Augmentation,
+    beta,
+    box_mask,
+    centred_boxes,
+    check_box_rule,
+    check_non_negative,
+    check_positive,
+    check_prob,
+    rand,
+    randint,
+    randn,
+    randperm,
+)
 from wsol.errors import UserError
 
 
@@ -64,11 +76,17 @@ class CutDraws:
     perm: Tensor
 
     @staticmethod
-    def none(batch_size: int, n: int) -> "CutDraws":
+    def none(batch_size: int, n: int) -> CutDraws:
         """Draws that mix nothing: identity partners, zero sides, not applied."""
         zeros = torch.zeros(n, dtype=torch.long)
-        return CutDraws(torch.zeros(n, dtype=torch.bool), zeros, zeros.clone(), zeros.clone(),
-                        zeros.clone(), torch.arange(batch_size))
+        return CutDraws(
+            torch.zeros(n, dtype=torch.bool),
+            zeros,
+            zeros.clone(),
+            zeros.clone(),
+            zeros.clone(),
+            torch.arange(batch_size),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,7 +104,7 @@ class CutPlan:
     height: int
     width: int
 
-    def scaled(self, height: int, width: int) -> "CutPlan":
+    def scaled(self, height: int, width: int) -> CutPlan:
         """The same boxes on a ``height x width`` grid (coordinates rounded half up)."""
         if (height, width) == (self.height, self.width):
             return self
@@ -104,8 +122,7 @@ class CutPlan:
     def paste(self, x: Tensor) -> Tensor:
         """``x [B, C, height, width]`` with each box filled from ``x[perm]`` (a new tensor)."""
         if tuple(x.shape[-2:]) != (self.height, self.width):
-            raise UserError(f"CutMix plan is for {self.height}x{self.width} maps; "
-                            f"got {tuple(x.shape[-2:])}")
+            raise UserError(f"CutMix plan is for {self.height}x{self.width} maps; got {tuple(x.shape[-2:])}")
         mask = box_mask(self.boxes, self.height, self.width, x.device)
         return torch.where(mask, x[self.perm.to(x.device)], x)
 
@@ -131,8 +148,14 @@ class CutMix(Augmentation):
     :data:`wsol.augment.base.BOX_RULES`).
     """
 
-    def __init__(self, num_classes: int, beta: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False, box_rule: str = DEFAULT_BOX_RULE) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        beta: float = 1.0,
+        prob: float = 1.0,
+        per_sample: bool = False,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
         super().__init__(num_classes)
         self.beta = check_non_negative("beta", beta)
         self.prob = check_prob("prob", prob)
@@ -140,8 +163,7 @@ class CutMix(Augmentation):
         self.box_rule = check_box_rule(box_rule)
 
     def options(self) -> dict:
-        return {"beta": self.beta, "prob": self.prob, "per_sample": self.per_sample,
-                "box_rule": self.box_rule}
+        return {"beta": self.beta, "prob": self.prob, "per_sample": self.per_sample, "box_rule": self.box_rule}
 
     @property
     def enabled(self) -> bool:
@@ -153,14 +175,14 @@ class CutMix(Augmentation):
         """Chance that a batch (or sample) is mixed."""
         return self.prob
 
-    def sample_sides(self, n: int, height: int, width: int,
-                     generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def sample_sides(self, n: int, height: int, width: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """int64 ``[n]`` box heights and widths before clipping (:func:`cut_sides` of
         lambda ~ Beta(beta, beta))."""
         return cut_sides(beta(self.beta, self.beta, n, generator), height, width)
 
-    def sample_centres(self, n: int, height: int, width: int,
-                       generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def sample_centres(
+        self, n: int, height: int, width: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
         """int64 ``[n]`` box centre rows and columns (uniform over the image)."""
         return randint(height, n, generator).cpu(), randint(width, n, generator).cpu()
 
@@ -170,8 +192,7 @@ class CutMix(Augmentation):
         return torch.where(applied.cpu(), 1.0 - fraction, torch.ones_like(fraction))
 
     # -- the step ----------------------------------------------------------------------------
-    def draw(self, batch_size: int, height: int, width: int,
-             generator: torch.Generator | None = None) -> CutDraws:
+    def draw(self, batch_size: int, height: int, width: int, generator: torch.Generator | None = None) -> CutDraws:
         """The random draws for a batch of ``height x width`` images, in this order: the coin(s),
         the sides, the centres, the permutation. Nothing is drawn when CutMix is off (beta=0)."""
         n = batch_size if self.per_sample else 1
@@ -187,18 +208,15 @@ class CutMix(Augmentation):
         """The boxes of ``draws`` laid out by :attr:`box_rule` in a ``height x width`` frame
         (deterministic; zero-area boxes where not applied; one box broadcast to the batch)."""
         batch_size = int(draws.perm.shape[0])
-        boxes = centred_boxes(draws.cy, draws.cx, draws.side_h, draws.side_w, height, width,
-                              self.box_rule)
+        boxes = centred_boxes(draws.cy, draws.cx, draws.side_h, draws.side_w, height, width, self.box_rule)
         coin = draws.applied.to(torch.bool).cpu()
         boxes = torch.where(coin.view(-1, 1), boxes, torch.zeros_like(boxes))
         if boxes.shape[0] != batch_size:
             boxes = boxes.expand(batch_size, 4).clone()
             coin = coin.expand(batch_size).clone()
-        return CutPlan(perm=draws.perm.cpu(), boxes=boxes, applied=coin, height=height,
-                       width=width)
+        return CutPlan(perm=draws.perm.cpu(), boxes=boxes, applied=coin, height=height, width=width)
 
-    def sample(self, batch_size: int, height: int, width: int,
-               generator: torch.Generator | None = None) -> CutPlan:
+    def sample(self, batch_size: int, height: int, width: int, generator: torch.Generator | None = None) -> CutPlan:
         """Draw partners and boxes for a batch of ``height x width`` images."""
         return self.plan_from_draws(self.draw(batch_size, height, width, generator), height, width)
 
@@ -206,8 +224,7 @@ class CutMix(Augmentation):
         """Soft targets after pasting by ``plan`` (at ``plan``'s resolution)."""
         return mix_soft(soft, plan.perm, self.label_lam(plan.fraction(), plan.applied))
 
-    def apply(self, images: Tensor, soft: Tensor,
-              generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def apply(self, images: Tensor, soft: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         if not self.enabled:
             return images, soft  # beta = 0: off, as in CutMix-PyTorch
         plan = self.sample(images.shape[0], images.shape[-2], images.shape[-1], generator)
@@ -221,11 +238,16 @@ class CenterGaussianCutMix(CutMix):
     so about 95% of centres fall inside the image) and clamp the centre into the image.
     """
 
-    def __init__(self, num_classes: int, beta: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False, sigma: float = 0.25,
-                 box_rule: str = DEFAULT_BOX_RULE) -> None:
-        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample,
-                         box_rule=box_rule)
+    def __init__(
+        self,
+        num_classes: int,
+        beta: float = 1.0,
+        prob: float = 1.0,
+        per_sample: bool = False,
+        sigma: float = 0.25,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
+        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample, box_rule=box_rule)
         self.sigma = check_positive("sigma", sigma)
 
     def options(self) -> dict:
@@ -244,18 +266,22 @@ class FixedSizeCutMix(CutMix):
     The box is laid out by ``box_rule`` like CutMix's (an odd side is one pixel shorter with the
     default ``"reference"`` rule)."""
 
-    def __init__(self, num_classes: int, side: float = 0.5, prob: float = 1.0,
-                 per_sample: bool = False, box_rule: str = DEFAULT_BOX_RULE) -> None:
-        super().__init__(num_classes, beta=1.0, prob=prob, per_sample=per_sample,
-                         box_rule=box_rule)
+    def __init__(
+        self,
+        num_classes: int,
+        side: float = 0.5,
+        prob: float = 1.0,
+        per_sample: bool = False,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
+        super().__init__(num_classes, beta=1.0, prob=prob, per_sample=per_sample, box_rule=box_rule)
         side = float(side)
         if not 0.0 < side <= 1.0:
             raise UserError(f"side must be in (0, 1]; got {side}")
         self.side = side
 
     def options(self) -> dict:
-        return {"side": self.side, "prob": self.prob, "per_sample": self.per_sample,
-                "box_rule": self.box_rule}
+        return {"side": self.side, "prob": self.prob, "per_sample": self.per_sample, "box_rule": self.box_rule}
 
     def sample_sides(self, n, height, width, generator):
         h = int(height * self.side)
@@ -270,10 +296,15 @@ class ScheduledCutMix(CutMix):
     step; the mixing probability is ``prob * progress``. ``progress`` starts at 0.
     """
 
-    def __init__(self, num_classes: int, beta: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False, box_rule: str = DEFAULT_BOX_RULE) -> None:
-        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample,
-                         box_rule=box_rule)
+    def __init__(
+        self,
+        num_classes: int,
+        beta: float = 1.0,
+        prob: float = 1.0,
+        per_sample: bool = False,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
+        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample, box_rule=box_rule)
         self._progress = 0.0
 
     @property

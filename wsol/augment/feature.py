@@ -64,10 +64,16 @@ class FeatureCutMix(CutMix):
 
     feature_level = True
 
-    def __init__(self, num_classes: int, layer: int = 1, beta: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False, box_rule: str = DEFAULT_BOX_RULE) -> None:
-        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample,
-                         box_rule=box_rule)
+    def __init__(
+        self,
+        num_classes: int,
+        layer: int = 1,
+        beta: float = 1.0,
+        prob: float = 1.0,
+        per_sample: bool = False,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
+        super().__init__(num_classes, beta=beta, prob=prob, per_sample=per_sample, box_rule=box_rule)
         if isinstance(layer, bool) or int(layer) != layer or not 0 <= int(layer) <= 4:
             raise UserError(f"feature-level CutMix layer must be an integer in 0..4; got {layer!r}")
         self.layer = int(layer)
@@ -75,8 +81,7 @@ class FeatureCutMix(CutMix):
     def options(self) -> dict:
         return {"layer": self.layer, **super().options()}
 
-    def plan(self, images: Tensor, targets: Tensor,
-             generator: torch.Generator | None = None) -> FeatureMixPlan:
+    def plan(self, images: Tensor, targets: Tensor, generator: torch.Generator | None = None) -> FeatureMixPlan:
         """Draw partners and a box for ``images [B, C, H, W]`` (box in input pixels)."""
         check_batch(images, targets)
         soft = to_soft(targets, self.num_classes)
@@ -85,6 +90,8 @@ class FeatureCutMix(CutMix):
 
     def apply(self, images, soft, generator):
         if self.layer != 0:
-            raise UserError(f"feature-level CutMix at layer {self.layer} mixes inside the model; "
-                            "use aug.plan(...) and plan.mix(features) between model stages")
+            raise UserError(
+                f"feature-level CutMix at layer {self.layer} mixes inside the model; "
+                "use aug.plan(...) and plan.mix(features) between model stages"
+            )
         return super().apply(images, soft, generator)

@@ -7,9 +7,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from wsol.augment.base import (DEFAULT_BOX_RULE, Augmentation, beta, box_mask, centred_boxes,
-                               check_box_rule, check_non_negative, check_prob, rand, randint,
-                               randperm)
+from wsol.augment.base import (
+    DEFAULT_BOX_RULE,
+    Augmentation,
+    beta,
+    box_mask,
+    centred_boxes,
+    check_box_rule,
+    check_non_negative,
+    check_prob,
+    rand,
+    randint,
+    randperm,
+)
 from wsol.augment.cutmix import mix_soft
 from wsol.errors import UserError
 
@@ -45,8 +55,15 @@ class Cutout(Augmentation):
     normalization so the zeros are the dataset mean. ``prob``: chance per image.
     """
 
-    def __init__(self, num_classes: int, size: int | float = 0.5, n_holes: int = 1,
-                 prob: float = 1.0, fill: float = 0.0, box_rule: str = DEFAULT_BOX_RULE) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        size: int | float = 0.5,
+        n_holes: int = 1,
+        prob: float = 1.0,
+        fill: float = 0.0,
+        box_rule: str = DEFAULT_BOX_RULE,
+    ) -> None:
         super().__init__(num_classes)
         if isinstance(size, bool) or not isinstance(size, (int, float)):
             raise UserError(f"cutout size must be an int (pixels) or a float fraction; got {size!r}")
@@ -63,8 +80,13 @@ class Cutout(Augmentation):
         self.box_rule = check_box_rule(box_rule)
 
     def options(self) -> dict:
-        return {"size": self.size, "n_holes": self.n_holes, "prob": self.prob, "fill": self.fill,
-                "box_rule": self.box_rule}
+        return {
+            "size": self.size,
+            "n_holes": self.n_holes,
+            "prob": self.prob,
+            "fill": self.fill,
+            "box_rule": self.box_rule,
+        }
 
     def sides(self, height: int, width: int) -> tuple[int, int]:
         """Hole height and width in pixels for a ``height x width`` image."""
@@ -72,8 +94,7 @@ class Cutout(Augmentation):
             return max(1, round(self.size * height)), max(1, round(self.size * width))
         return self.size, self.size
 
-    def draw(self, batch_size: int, height: int, width: int,
-             generator: torch.Generator | None = None) -> CutoutDraws:
+    def draw(self, batch_size: int, height: int, width: int, generator: torch.Generator | None = None) -> CutoutDraws:
         """The coins (``[B]``), then per hole the centre rows and columns (``[B]`` each)."""
         coin = (rand(batch_size, generator) < self.prob).cpu()
         cys, cxs = [], []
@@ -103,8 +124,7 @@ class Cutout(Augmentation):
             keep &= ~box_mask(boxes, h, w, images.device)
         if self.fill == 0.0:
             return images * keep.to(images.dtype)  # the official code: img * mask
-        return torch.where(keep, images, torch.full((), self.fill, dtype=images.dtype,
-                                                    device=images.device))
+        return torch.where(keep, images, torch.full((), self.fill, dtype=images.dtype, device=images.device))
 
     def apply(self, images, soft, generator):
         b, _, h, w = images.shape
@@ -120,8 +140,7 @@ class Mixup(Augmentation):
     batch is returned unchanged and nothing is drawn. Images must be floating point.
     """
 
-    def __init__(self, num_classes: int, alpha: float = 1.0, prob: float = 1.0,
-                 per_sample: bool = False) -> None:
+    def __init__(self, num_classes: int, alpha: float = 1.0, prob: float = 1.0, per_sample: bool = False) -> None:
         super().__init__(num_classes)
         self.alpha = check_non_negative("alpha", alpha)
         self.prob = check_prob("prob", prob)

@@ -12,20 +12,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from eval.settings import MetricSettings
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = "test",
-                       required: bool = True) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = "test", required: bool = True) -> None:
     from wsol.data import DATASETS, PRESETS
 
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset", required=required, choices=DATASETS.names(),
-                   help="dataset format: %(choices)s")
+    g.add_argument("--dataset", required=required, choices=DATASETS.names(), help="dataset format: %(choices)s")
     g.add_argument("--data-root", required=required, help="folder holding the images (dataset root)")
-    g.add_argument("--metadata-dir", default=None,
-                   help="wsolevaluation metadata split folder (for --dataset wsolevaluation)")
+    g.add_argument(
+        "--metadata-dir", default=None, help="wsolevaluation metadata split folder (for --dataset wsolevaluation)"
+    )
     g.add_argument("--split", default=split_default, help="split to read (default: %(default)s)")
-    g.add_argument("--preset", "--protocol", dest="preset", default="wsolevaluation", choices=list(PRESETS),
-                   help="data preset: 'wsolevaluation' resizes to SxS with no crop; 'cutmix' resizes to "
-                        "S*256/224 and centre-crops S (default: %(default)s; --protocol is an alias)")
+    g.add_argument(
+        "--preset",
+        "--protocol",
+        dest="preset",
+        default="wsolevaluation",
+        choices=list(PRESETS),
+        help="data preset: 'wsolevaluation' resizes to SxS with no crop; 'cutmix' resizes to "
+        "S*256/224 and centre-crops S (default: %(default)s; --protocol is an alias)",
+    )
 
 
 def _interval(text: str) -> float:
@@ -54,15 +59,31 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     from eval import settings as S
 
     g = parser.add_argument_group("metrics")
-    g.add_argument("--cam-curve-interval", type=_interval, default=S.DEFAULT_CAM_CURVE_INTERVAL,
-                   help="threshold step: thresholds np.arange(0, 1, step) of the MaxBoxAcc / PxAP sweep "
-                        "(default: %(default)s; wsolevaluation's main.py uses 0.001)")
-    g.add_argument("--iou-thresholds", type=_percent, nargs="+", default=list(S.DEFAULT_IOU_THRESHOLDS),
-                   help="IoU thresholds in percent (default: %(default)s)")
-    g.add_argument("--largest-contour", action="store_true",
-                   help="MaxBoxAcc V1: box of the largest contour only (default: boxes of all contours, V2)")
-    g.add_argument("--sigma", type=float, default=S.DEFAULT_SIGMA,
-                   help="old protocol: CAM threshold as a fraction of the map's max (default: %(default)s, CutMix)")
+    g.add_argument(
+        "--cam-curve-interval",
+        type=_interval,
+        default=S.DEFAULT_CAM_CURVE_INTERVAL,
+        help="threshold step: thresholds np.arange(0, 1, step) of the MaxBoxAcc / PxAP sweep "
+        "(default: %(default)s; wsolevaluation's main.py uses 0.001)",
+    )
+    g.add_argument(
+        "--iou-thresholds",
+        type=_percent,
+        nargs="+",
+        default=list(S.DEFAULT_IOU_THRESHOLDS),
+        help="IoU thresholds in percent (default: %(default)s)",
+    )
+    g.add_argument(
+        "--largest-contour",
+        action="store_true",
+        help="MaxBoxAcc V1: box of the largest contour only (default: boxes of all contours, V2)",
+    )
+    g.add_argument(
+        "--sigma",
+        type=float,
+        default=S.DEFAULT_SIGMA,
+        help="old protocol: CAM threshold as a fraction of the map's max (default: %(default)s, CutMix)",
+    )
     return g
 
 
@@ -70,36 +91,60 @@ def metric_settings(args: argparse.Namespace) -> MetricSettings:
     """The :class:`eval.settings.MetricSettings` of the options added by :func:`add_metric_arguments`."""
     from eval.settings import MetricSettings
 
-    return MetricSettings(cam_curve_interval=args.cam_curve_interval, iou_thresholds=tuple(args.iou_thresholds),
-                          multi_contour=not args.largest_contour, sigma=args.sigma)
+    return MetricSettings(
+        cam_curve_interval=args.cam_curve_interval,
+        iou_thresholds=tuple(args.iou_thresholds),
+        multi_contour=not args.largest_contour,
+        sigma=args.sigma,
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--arch`` and the architecture options a checkpoint's weights cannot reveal; read them back
     with :func:`model_options`. Each run states which options it assumed and names these flags."""
-    parser.add_argument("--arch", default=None,
-                        help="architecture when the checkpoint does not record it (inferred from its keys otherwise)")
-    parser.add_argument("--layer4-stride", type=int, default=None, choices=[1, 2],
-                        help="ResNets: 1 = wsolevaluation (14x14 CAM at 224), 2 = torchvision/CutMix-PyTorch "
-                             "(7x7); default: what the file records, else guessed from its layout (said in the output)")
-    parser.add_argument("--large-feature-map", action="store_true", default=None,
-                        help="ResNet-50 / InceptionV3 trained with wsolevaluation's large_feature_map (28x28 CAM); "
-                             "the weights cannot reveal it")
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help="architecture when the checkpoint does not record it (inferred from its keys otherwise)",
+    )
+    parser.add_argument(
+        "--layer4-stride",
+        type=int,
+        default=None,
+        choices=[1, 2],
+        help="ResNets: 1 = wsolevaluation (14x14 CAM at 224), 2 = torchvision/CutMix-PyTorch "
+        "(7x7); default: what the file records, else guessed from its layout (said in the output)",
+    )
+    parser.add_argument(
+        "--large-feature-map",
+        action="store_true",
+        default=None,
+        help="ResNet-50 / InceptionV3 trained with wsolevaluation's large_feature_map (28x28 CAM); "
+        "the weights cannot reveal it",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict:
     """The architecture options given on the command line (only those given)."""
-    return {k: v for k, v in (("layer4_stride", args.layer4_stride),
-                              ("large_feature_map", args.large_feature_map)) if v is not None}
+    return {
+        k: v
+        for k, v in (("layer4_stride", args.layer4_stride), ("large_feature_map", args.large_feature_map))
+        if v is not None
+    }
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 32) -> None:
     g = parser.add_argument_group("runtime")
     g.add_argument("--batch-size", type=int, default=batch_size, help="images per batch (default: %(default)s)")
-    g.add_argument("--device", default=None,
-                   help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)")
-    g.add_argument("--workers", type=int, default=None,
-                   help="CPU worker processes for data loading / box sweeps (default: number of cores)")
+    g.add_argument(
+        "--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)"
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="CPU worker processes for data loading / box sweeps (default: number of cores)",
+    )
 
 
 def parse_fraction(text: str) -> float:

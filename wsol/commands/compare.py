@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 HELP = "compare result files: every metric with its 95% interval and a paired p-value against the first"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 Reads result JSON files written by `wsol evaluate` or `wsol evaluate-scoremaps` (and the per-image
 CSVs they name) and prints a Markdown table: per model each metric as `value [low, high]`, and for
@@ -22,25 +24,35 @@ Examples:
       --dataset synthetic --data-root runs/demo/data --out runs/compare
       (evaluates each checkpoint with `wsol evaluate` into OUT/<name>/result.json, then compares)
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsol.commands._common import add_data_arguments, add_runtime_arguments
 
-    parser.add_argument("results", nargs="*", metavar="RESULT_JSON",
-                        help="result files; the first is the reference of the paired tests")
-    parser.add_argument("--checkpoint", action="append", default=[],
-                        help="evaluate this checkpoint first (repeat; needs --dataset, --data-root, --out)")
+    parser.add_argument(
+        "results", nargs="*", metavar="RESULT_JSON", help="result files; the first is the reference of the paired tests"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="evaluate this checkpoint first (repeat; needs --dataset, --data-root, --out)",
+    )
     parser.add_argument("--cam-method", default="cam", help="CAM method for --checkpoint evaluations")
     add_data_arguments(parser, required=False)
     add_runtime_arguments(parser)
-    parser.add_argument("--names", nargs="+", default=None,
-                        help="display names, one per result (default: folder name of result.json, else file stem)")
-    parser.add_argument("--out", default=None, metavar="DIR",
-                        help="write DIR/comparison.md and DIR/comparison.csv")
+    parser.add_argument(
+        "--names",
+        nargs="+",
+        default=None,
+        help="display names, one per result (default: folder name of result.json, else file stem)",
+    )
+    parser.add_argument("--out", default=None, metavar="DIR", help="write DIR/comparison.md and DIR/comparison.csv")
     parser.add_argument("--markdown", default=None, metavar="FILE", help="write the Markdown table to FILE")
-    parser.add_argument("--csv", default=None, metavar="FILE",
-                        help="write the tidy CSV (one row per model and metric) to FILE")
+    parser.add_argument(
+        "--csv", default=None, metavar="FILE", help="write the tidy CSV (one row per model and metric) to FILE"
+    )
     parser.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown table (default: 1)")
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
@@ -72,22 +84,34 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     """Run ``wsol evaluate`` for every ``--checkpoint`` into ``OUT/<name>/result.json``."""
-    from wsol.errors import UserError
     from eval.results import format_summary
+    from wsol.errors import UserError
     from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
 
     if not (args.out and args.dataset and args.data_root):
         raise UserError("--checkpoint needs --dataset, --data-root and --out")
-    names = (args.names or [])[len(args.results):] or [Path(c.removeprefix("zoo:")).stem for c in args.checkpoint]
+    names = (args.names or [])[len(args.results) :] or [Path(c.removeprefix("zoo:")).stem for c in args.checkpoint]
     if len(set(names)) != len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
     paths = []
     for name, ckpt in zip(names, args.checkpoint):
         out = Path(args.out) / name / "result.json"
-        result = run_evaluate(EvaluateConfig(
-            checkpoint=ckpt, dataset=args.dataset, data_root=args.data_root, metadata_dir=args.metadata_dir,
-            split=args.split, preset=args.preset, cam_method=args.cam_method, batch_size=args.batch_size,
-            device=args.device, workers=args.workers, output=str(out), overwrite=True))
+        result = run_evaluate(
+            EvaluateConfig(
+                checkpoint=ckpt,
+                dataset=args.dataset,
+                data_root=args.data_root,
+                metadata_dir=args.metadata_dir,
+                split=args.split,
+                preset=args.preset,
+                cam_method=args.cam_method,
+                batch_size=args.batch_size,
+                device=args.device,
+                workers=args.workers,
+                output=str(out),
+                overwrite=True,
+            )
+        )
         print(f"{name}: {format_summary(result)}")
         paths.append(str(out))
     return paths

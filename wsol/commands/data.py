@@ -7,7 +7,9 @@ import argparse
 import json
 
 HELP = "generate the synthetic benchmark (synth), validate a dataset tree (check), download one (fetch)"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
   wsol data synth --out DIR [--classes 10] [--train-per-class 100] [--val-per-class 20]
                   [--test-per-class 50] [--size 64] [--seed 0]
@@ -37,6 +39,7 @@ Examples:
   wsol data check --format wsolevaluation --root dataset/ILSVRC \\
       --metadata-dir metadata/ILSVRC --split test --annotations-only
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,16 +48,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsol.data.synthetic import SynthConfig  # numpy only: keeps `wsol data --help` torch-free
 
     d = SynthConfig()
-    s = sub.add_parser("synth", help="write the synthetic benchmark (CUB-200-2011 layout)",
-                       description="Write the embedded localization-hard synthetic benchmark.")
+    s = sub.add_parser(
+        "synth",
+        help="write the synthetic benchmark (CUB-200-2011 layout)",
+        description="Write the embedded localization-hard synthetic benchmark.",
+    )
     s.add_argument("--out", required=True, help="output folder (must be empty or a previous synthetic tree)")
     s.add_argument("--classes", type=int, default=d.classes, help="classes (default: %(default)s)")
-    s.add_argument("--train-per-class", type=int, default=d.train_per_class,
-                   help="training images per class (default: %(default)s)")
-    s.add_argument("--val-per-class", type=int, default=d.val_per_class,
-                   help="held-out validation images per class (split 'val'; default: %(default)s)")
-    s.add_argument("--test-per-class", type=int, default=d.test_per_class,
-                   help="test images per class (default: %(default)s)")
+    s.add_argument(
+        "--train-per-class",
+        type=int,
+        default=d.train_per_class,
+        help="training images per class (default: %(default)s)",
+    )
+    s.add_argument(
+        "--val-per-class",
+        type=int,
+        default=d.val_per_class,
+        help="held-out validation images per class (split 'val'; default: %(default)s)",
+    )
+    s.add_argument(
+        "--test-per-class", type=int, default=d.test_per_class, help="test images per class (default: %(default)s)"
+    )
     s.add_argument("--size", type=int, default=d.size, help="image side in pixels (default: %(default)s)")
     s.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     s.add_argument("--overwrite", action="store_true", help="replace a synthetic tree already in --out")
@@ -62,33 +77,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     from wsol.data.formats import DATASETS
 
-    c = sub.add_parser("check", help="validate a dataset tree; print one JSON object",
-                       description="Validate a dataset tree and list every problem as JSON.")
+    c = sub.add_parser(
+        "check",
+        help="validate a dataset tree; print one JSON object",
+        description="Validate a dataset tree and list every problem as JSON.",
+    )
     c.add_argument("--format", required=True, choices=DATASETS.names(), help="dataset format: %(choices)s")
     c.add_argument("--root", required=True, help="dataset root (folder the image paths are relative to)")
-    c.add_argument("--metadata-dir", default=None,
-                   help="wsolevaluation metadata folder (metadata/<DATASET> or metadata/<DATASET>/<split>)")
+    c.add_argument(
+        "--metadata-dir",
+        default=None,
+        help="wsolevaluation metadata folder (metadata/<DATASET> or metadata/<DATASET>/<split>)",
+    )
     c.add_argument("--split", default="test", help="split to check (default: %(default)s; imagenet: train/val)")
-    c.add_argument("--annotations-only", action="store_true",
-                   help="check annotation files only; do not open images or masks")
-    c.add_argument("--num-classes", type=int, default=None, metavar="K",
-                   help="also list every label >= K (e.g. the classes of the model to evaluate; "
-                        "wsolevaluation metadata does not declare its class count)")
+    c.add_argument(
+        "--annotations-only", action="store_true", help="check annotation files only; do not open images or masks"
+    )
+    c.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also list every label >= K (e.g. the classes of the model to evaluate; "
+        "wsolevaluation metadata does not declare its class count)",
+    )
 
     from wsol.data.fetch import FETCHABLE, WSOLEVAL_DATASETS
 
-    f = sub.add_parser("fetch", help="download a public dataset (cub, wsolevaluation-metadata; imagenet: steps)",
-                       description="Download a public dataset into the cache, check it, and put it under --root.")
+    f = sub.add_parser(
+        "fetch",
+        help="download a public dataset (cub, wsolevaluation-metadata; imagenet: steps)",
+        description="Download a public dataset into the cache, check it, and put it under --root.",
+    )
     f.add_argument("name", choices=FETCHABLE, help="what to fetch: %(choices)s")
-    f.add_argument("--root", required=True, help="destination folder (cub: DIR/CUB_200_2011; metadata: "
-                                                 "DIR/<dataset>/<split>/; imagenet: the tree to check)")
+    f.add_argument(
+        "--root",
+        required=True,
+        help="destination folder (cub: DIR/CUB_200_2011; metadata: "
+        "DIR/<dataset>/<split>/; imagenet: the tree to check)",
+    )
     f.add_argument("--mirror", default=None, help="folder or http(s) URL serving the files (default: $WSOL_MIRROR)")
-    f.add_argument("--dataset", dest="datasets", action="append", choices=WSOLEVAL_DATASETS, default=None,
-                   help="wsolevaluation-metadata: only this dataset (repeatable; default: all)")
-    f.add_argument("--include-ilsvrc-train", action="store_true",
-                   help="wsolevaluation-metadata: also ILSVRC/train (large; checksums recorded on first download)")
-    f.add_argument("--annotations-only", action="store_true",
-                   help="the check after fetching reads annotation files only (no image opened)")
+    f.add_argument(
+        "--dataset",
+        dest="datasets",
+        action="append",
+        choices=WSOLEVAL_DATASETS,
+        default=None,
+        help="wsolevaluation-metadata: only this dataset (repeatable; default: all)",
+    )
+    f.add_argument(
+        "--include-ilsvrc-train",
+        action="store_true",
+        help="wsolevaluation-metadata: also ILSVRC/train (large; checksums recorded on first download)",
+    )
+    f.add_argument(
+        "--annotations-only",
+        action="store_true",
+        help="the check after fetching reads annotation files only (no image opened)",
+    )
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -96,9 +142,14 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "synth":
         from wsol.data.synthetic import SynthConfig, generate_synthetic
 
-        cfg = SynthConfig(classes=args.classes, train_per_class=args.train_per_class,
-                          val_per_class=args.val_per_class, test_per_class=args.test_per_class,
-                          size=args.size, seed=args.seed)
+        cfg = SynthConfig(
+            classes=args.classes,
+            train_per_class=args.train_per_class,
+            val_per_class=args.val_per_class,
+            test_per_class=args.test_per_class,
+            size=args.size,
+            seed=args.seed,
+        )
         summary = generate_synthetic(args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
         print(json.dumps(summary))
         return 0
@@ -113,8 +164,14 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
 
-    report = check_dataset(args.format, args.root, args.split, metadata_dir=args.metadata_dir,
-                           annotations_only=args.annotations_only, num_classes=args.num_classes)
+    report = check_dataset(
+        args.format,
+        args.root,
+        args.split,
+        metadata_dir=args.metadata_dir,
+        annotations_only=args.annotations_only,
+        num_classes=args.num_classes,
+    )
     print(json.dumps(report, indent=2))
     return 0 if not report["problems"] else 1
 
@@ -126,16 +183,29 @@ def _fetch(args: argparse.Namespace) -> int:
 
     progress = not args.no_progress
     if args.name == "cub":
-        report = fetch.fetch_cub(args.root, mirror=args.mirror, progress=progress,
-                                 annotations_only=args.annotations_only)
+        report = fetch.fetch_cub(
+            args.root, mirror=args.mirror, progress=progress, annotations_only=args.annotations_only
+        )
         print(json.dumps(report, indent=2))
         return 0 if not report["problems"] else 1
     if args.name == "wsolevaluation-metadata":
-        written = fetch.fetch_wsolevaluation_metadata(args.root, datasets=tuple(args.datasets or ()) or None,
-                                                      include_ilsvrc_train=args.include_ilsvrc_train,
-                                                      mirror=args.mirror, progress=progress)
-        print(json.dumps({"fetched": "wsolevaluation-metadata", "commit": fetch.WSOLEVAL_COMMIT,
-                          "root": str(args.root), "files": len(written)}))
+        written = fetch.fetch_wsolevaluation_metadata(
+            args.root,
+            datasets=tuple(args.datasets or ()) or None,
+            include_ilsvrc_train=args.include_ilsvrc_train,
+            mirror=args.mirror,
+            progress=progress,
+        )
+        print(
+            json.dumps(
+                {
+                    "fetched": "wsolevaluation-metadata",
+                    "commit": fetch.WSOLEVAL_COMMIT,
+                    "root": str(args.root),
+                    "files": len(written),
+                }
+            )
+        )
         return 0
     print(fetch.imagenet_instructions(args.root))
     if not Path(args.root).is_dir():

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.commands._common import (add_data_arguments, add_metric_arguments, add_model_arguments,
-                                  add_runtime_arguments, metric_settings, model_options)
+from wsol.commands._common import (
+    add_data_arguments,
+    add_metric_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    metric_settings,
+    model_options,
+)
 
 HELP = "evaluate a checkpoint: top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, PxAP, with 95% intervals"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 One pass over the data: classification top-1/top-5; the old protocol of the CAM and CutMix papers
 (top-1 / top-5 / GT-known localization at a fixed sigma, box of the largest connected region);
@@ -23,6 +31,7 @@ Examples:
       --data-root dataset/CUB --metadata-dir metadata/CUB/test --device cuda --output cub.json
   torchrun --nproc_per_node 4 -m wsol evaluate ...   (same numbers as one process)
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,28 +41,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_data_arguments(parser)
     m = add_metric_arguments(parser)
-    m.add_argument("--cam-method", default="cam", choices=list(CAM_METHODS),
-                   help="CAM method (default: %(default)s)")
-    parser.add_argument("--label-subset", action="store_true",
-                        help="accept a dataset with fewer classes than the checkpoint's outputs whose labels "
-                             "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
-                             "without it a class-count mismatch is refused")
+    m.add_argument("--cam-method", default="cam", choices=list(CAM_METHODS), help="CAM method (default: %(default)s)")
+    parser.add_argument(
+        "--label-subset",
+        action="store_true",
+        help="accept a dataset with fewer classes than the checkpoint's outputs whose labels "
+        "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
+        "without it a class-count mismatch is refused",
+    )
     add_runtime_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument("--output", required=True, help="result JSON path")
-    o.add_argument("--save-scoremaps", default=None, metavar="DIR",
-                   help="also write DIR/<image_id>.npy (wsolevaluation layout) for evaluate-scoremaps")
-    o.add_argument("--scoremap-dtype", default=None, choices=["float16", "float32"],
-                   help="dtype of saved score maps (default: float32, the dtype they are computed in, so "
-                        "saving never changes the metrics; float16 halves the files and then the metrics "
-                        "use the rounded maps, which the result file says)")
+    o.add_argument(
+        "--save-scoremaps",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<image_id>.npy (wsolevaluation layout) for evaluate-scoremaps",
+    )
+    o.add_argument(
+        "--scoremap-dtype",
+        default=None,
+        choices=["float16", "float32"],
+        help="dtype of saved score maps (default: float32, the dtype they are computed in, so "
+        "saving never changes the metrics; float16 halves the files and then the metrics "
+        "use the rounded maps, which the result file says)",
+    )
     o.add_argument("--overwrite", action="store_true", help="replace an existing result")
-    o.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run from its per-image log (same numbers as uninterrupted); "
-                        "refused if any option, or the checkpoint file, differs from the logged run's; on a "
-                        "finished result it checks the options and changes nothing")
-    o.add_argument("--skip-bad", action="store_true",
-                   help="skip unreadable images instead of stopping; the result counts and lists them")
+    o.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run from its per-image log (same numbers as uninterrupted); "
+        "refused if any option, or the checkpoint file, differs from the logged run's; on a "
+        "finished result it checks the options and changes nothing",
+    )
+    o.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip unreadable images instead of stopping; the result counts and lists them",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -62,12 +87,28 @@ def run(args: argparse.Namespace) -> int:
     from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
 
     cfg = EvaluateConfig(
-        checkpoint=args.checkpoint, arch=args.arch, arch_options=model_options(args), dataset=args.dataset,
-        data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split, preset=args.preset,
-        cam_method=args.cam_method, metrics=metric_settings(args), batch_size=args.batch_size,
-        device=args.device, workers=args.workers, output=args.output, save_scoremaps=args.save_scoremaps,
-        scoremap_dtype=args.scoremap_dtype, label_subset=args.label_subset, overwrite=args.overwrite,
-        resume=args.resume, skip_bad=args.skip_bad, progress=not args.no_progress)
+        checkpoint=args.checkpoint,
+        arch=args.arch,
+        arch_options=model_options(args),
+        dataset=args.dataset,
+        data_root=args.data_root,
+        metadata_dir=args.metadata_dir,
+        split=args.split,
+        preset=args.preset,
+        cam_method=args.cam_method,
+        metrics=metric_settings(args),
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        output=args.output,
+        save_scoremaps=args.save_scoremaps,
+        scoremap_dtype=args.scoremap_dtype,
+        label_subset=args.label_subset,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        skip_bad=args.skip_bad,
+        progress=not args.no_progress,
+    )
     result = run_evaluate(cfg)
     if result is not None:  # None on non-zero ranks under torchrun
         print(format_summary(result))

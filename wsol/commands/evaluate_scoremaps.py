@@ -12,7 +12,9 @@ from eval.cores import usable_cores
 from wsol.commands._common import add_metric_arguments, metric_settings
 
 HELP = "MaxBoxAcc, MaxBoxAccV2, PxAP (and top-1/top-5 loc) of saved score maps, exact and fast"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 Reads SCOREMAP_DIR/<image_id>.npy (the image id as in image_ids.txt, e.g.
 001.Black_footed_Albatross/x.jpg.npy; 2-D float maps in [0, 1], normally 224x224) for every image
@@ -34,21 +36,31 @@ Examples:
   wsol evaluate-scoremaps --metadata-dir metadata/OpenImages/test --scoremap-dir maps \\
       --mask-root dataset/OpenImages --output pxap.json
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metadata-dir", required=True,
-                        help="wsolevaluation metadata split folder (image_ids.txt, class_labels.txt, "
-                             "image_sizes.txt, localization.txt)")
+    parser.add_argument(
+        "--metadata-dir",
+        required=True,
+        help="wsolevaluation metadata split folder (image_ids.txt, class_labels.txt, "
+        "image_sizes.txt, localization.txt)",
+    )
     parser.add_argument("--scoremap-dir", required=True, help="folder with <image_id>.npy score maps")
     add_metric_arguments(parser)
-    parser.add_argument("--mask-root", default=None,
-                        help="PxAP for mask splits: folder the mask paths of localization.txt are relative to")
-    parser.add_argument("--predictions", default=None,
-                        help="CSV image_id,pred1[,pred2,...] (best first, 0-based): adds top-1/top-5 "
-                             "localization and classification")
-    parser.add_argument("--workers", type=int, default=None,
-                        help=f"worker processes (default: number of cores, here {usable_cores()})")
+    parser.add_argument(
+        "--mask-root",
+        default=None,
+        help="PxAP for mask splits: folder the mask paths of localization.txt are relative to",
+    )
+    parser.add_argument(
+        "--predictions",
+        default=None,
+        help="CSV image_id,pred1[,pred2,...] (best first, 0-based): adds top-1/top-5 localization and classification",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help=f"worker processes (default: number of cores, here {usable_cores()})"
+    )
     parser.add_argument("--output", default=None, help="result JSON path (default: print the JSON)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,15 +92,19 @@ def run(args: argparse.Namespace) -> int:
 
     show = not args.no_progress and sys.stderr.isatty()
     result, per_image = evaluate_scoremaps(
-        args.metadata_dir, args.scoremap_dir, metric_settings(args), mask_root=args.mask_root,
-        predictions=args.predictions, workers=args.workers if args.workers is not None else usable_cores(),
-        progress=progress if show else None)
+        args.metadata_dir,
+        args.scoremap_dir,
+        metric_settings(args),
+        mask_root=args.mask_root,
+        predictions=args.predictions,
+        workers=args.workers if args.workers is not None else usable_cores(),
+        progress=progress if show else None,
+    )
     if "bar" in state:
         state["bar"].close()
     has_boxes = "MaxBoxAcc" in result
     if args.output is not None:
-        write_result(args.output, result, per_image=per_image if has_boxes else None,
-                     overwrite=args.overwrite)
+        write_result(args.output, result, per_image=per_image if has_boxes else None, overwrite=args.overwrite)
         print(format_summary(result, style="plain"))
         print(f"wrote {args.output}")
     else:

@@ -7,7 +7,9 @@ import argparse
 from wsol.commands._common import add_model_arguments, model_options
 
 HELP = "figures (PNG + PDF): CAM comparison grid, BoxAcc-vs-threshold curves, per-class accuracy"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
   grid       rows = images, columns = checkpoints (x CAM methods); each cell: the image with the
              CAM overlaid, the GT box (green, solid), the predicted box (red, dashed; largest
@@ -29,6 +31,7 @@ Examples:
   wsol figure curves base.json cutmix.json --names baseline CutMix --iou 50 --out curves.png
   wsol figure per-class base.json cutmix.json --metric top1_loc --out per_class.png
 """
+)
 
 
 def _debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -38,66 +41,128 @@ def _debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output file (.png; a .pdf is written beside it)")
-    parser.add_argument("--width", type=float, default=None, metavar="INCHES",
-                        help="figure width in inches (default: 3.3 for a narrow figure, 7 otherwise)")
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        metavar="INCHES",
+        help="figure width in inches (default: 3.3 for a narrow figure, 7 otherwise)",
+    )
     _debug_flag(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="figure", required=True, metavar="{grid,curves,per-class}")
 
-    g = sub.add_parser("grid", help="CAM comparison grid (needs checkpoints and data)",
-                       description="CAM comparison grid: rows are images, columns are models or CAM methods.")
-    g.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
-                   help="checkpoint of one column; repeat for several models")
+    g = sub.add_parser(
+        "grid",
+        help="CAM comparison grid (needs checkpoints and data)",
+        description="CAM comparison grid: rows are images, columns are models or CAM methods.",
+    )
+    g.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        dest="checkpoints",
+        help="checkpoint of one column; repeat for several models",
+    )
     g.add_argument("--names", nargs="+", default=None, help="column names, one per --checkpoint")
     add_model_arguments(g)
-    g.add_argument("--workers", type=int, default=None,
-                   help="DataLoader processes reading the chosen images (default: one per core, at most 4)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader processes reading the chosen images (default: one per core, at most 4)",
+    )
     g.add_argument("--dataset", required=True, help="dataset format (cub, imagenet, wsolevaluation, synthetic)")
     g.add_argument("--data-root", required=True, help="folder holding the images")
     g.add_argument("--metadata-dir", default=None, help="wsolevaluation metadata split folder")
     g.add_argument("--split", default="test", help="split (default: %(default)s)")
-    g.add_argument("--preset", "--protocol", dest="preset", default="wsolevaluation",
-                   help="data preset (default: %(default)s; --protocol is an alias)")
+    g.add_argument(
+        "--preset",
+        "--protocol",
+        dest="preset",
+        default="wsolevaluation",
+        help="data preset (default: %(default)s; --protocol is an alias)",
+    )
     pick = g.add_mutually_exclusive_group()
     pick.add_argument("--images", type=int, default=4, help="number of images (rows; default: %(default)s)")
     pick.add_argument("--ids", nargs="+", default=None, help="image ids to show, as in image_ids.txt")
-    g.add_argument("--select", choices=["seed", "disagree"], default="seed",
-                   help="seed: random images; disagree: where the models' per-image hits and IoUs differ "
-                        "most (needs --results) (default: %(default)s)")
-    g.add_argument("--results", nargs="+", default=None,
-                   help="result JSON of each checkpoint, in order: best thresholds and per-image hits")
-    g.add_argument("--cam-method", action="append", dest="cam_methods", default=None,
-                   help="CAM method of the columns (repeat for several; default: cam)")
-    g.add_argument("--cam-class", choices=["gt", "predicted"], default="gt",
-                   help="class whose CAM is drawn (default: the ground truth, as MaxBoxAcc)")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="CAM threshold for columns without a result file (default: 0.15)")
+    g.add_argument(
+        "--select",
+        choices=["seed", "disagree"],
+        default="seed",
+        help="seed: random images; disagree: where the models' per-image hits and IoUs differ "
+        "most (needs --results) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--results",
+        nargs="+",
+        default=None,
+        help="result JSON of each checkpoint, in order: best thresholds and per-image hits",
+    )
+    g.add_argument(
+        "--cam-method",
+        action="append",
+        dest="cam_methods",
+        default=None,
+        help="CAM method of the columns (repeat for several; default: cam)",
+    )
+    g.add_argument(
+        "--cam-class",
+        choices=["gt", "predicted"],
+        default="gt",
+        help="class whose CAM is drawn (default: the ground truth, as MaxBoxAcc)",
+    )
+    g.add_argument(
+        "--threshold", type=float, default=None, help="CAM threshold for columns without a result file (default: 0.15)"
+    )
     g.add_argument("--seed", type=int, default=0, help="seed of the random image choice (default: 0)")
     g.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    g.add_argument("--cmap", default="inferno", choices=["inferno", "viridis", "cividis", "magma", "plasma"],
-                   help="CAM colour map, perceptually uniform (default: %(default)s)")
+    g.add_argument(
+        "--cmap",
+        default="inferno",
+        choices=["inferno", "viridis", "cividis", "magma", "plasma"],
+        help="CAM colour map, perceptually uniform (default: %(default)s)",
+    )
     _common(g)
 
-    c = sub.add_parser("curves", help="BoxAcc against the CAM threshold of several results",
-                       description="BoxAcc-versus-threshold curves (wsolevaluation Figure 1 style).")
+    c = sub.add_parser(
+        "curves",
+        help="BoxAcc against the CAM threshold of several results",
+        description="BoxAcc-versus-threshold curves (wsolevaluation Figure 1 style).",
+    )
     c.add_argument("results", nargs="+", metavar="RESULT_JSON", help="result files with a BoxAcc_curve")
     c.add_argument("--names", nargs="+", default=None, help="legend names, one per result")
-    c.add_argument("--iou", nargs="+", default=None, metavar="DELTA",
-                   help="IoU thresholds in percent, one panel each (default: all the results share)")
+    c.add_argument(
+        "--iou",
+        nargs="+",
+        default=None,
+        metavar="DELTA",
+        help="IoU thresholds in percent, one panel each (default: all the results share)",
+    )
     _common(c)
 
-    p = sub.add_parser("per-class", help="per-class accuracy of several results",
-                       description="Per-class accuracy: every class sorted, and the classes where the models differ most.")
+    p = sub.add_parser(
+        "per-class",
+        help="per-class accuracy of several results",
+        description="Per-class accuracy: every class sorted, and the classes where the models differ most.",
+    )
     p.add_argument("results", nargs="+", metavar="RESULT_JSON", help="result files with a per_class CSV")
     p.add_argument("--names", nargs="+", default=None, help="legend names, one per result")
-    p.add_argument("--metric", default=None,
-                   help="per-class CSV column: top1_loc, gt_known_loc, MaxBoxAccV2_hits, top1_cls "
-                        "(default: the first every file has, in that order)")
+    p.add_argument(
+        "--metric",
+        default=None,
+        help="per-class CSV column: top1_loc, gt_known_loc, MaxBoxAccV2_hits, top1_cls "
+        "(default: the first every file has, in that order)",
+    )
     p.add_argument("--max-classes", type=int, default=15, help="classes shown as bars (default: %(default)s)")
-    p.add_argument("--order", choices=["spread", "worst", "best"], default="spread",
-                   help="which classes get bars when there are more than --max-classes (default: %(default)s)")
+    p.add_argument(
+        "--order",
+        choices=["spread", "worst", "best"],
+        default="spread",
+        help="which classes get bars when there are more than --max-classes (default: %(default)s)",
+    )
     _common(p)
 
 
@@ -106,20 +171,44 @@ def run(args: argparse.Namespace) -> int:
 
     if args.figure == "grid":
         cfg = figure_job.GridConfig(
-            checkpoints=args.checkpoints, names=args.names, arch=args.arch, arch_options=model_options(args), workers=args.workers, dataset=args.dataset,
-            data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split,
-            preset=args.preset, images=args.images, ids=args.ids, select=args.select,
-            results=args.results, cam_methods=args.cam_methods or ["cam"], cam_class=args.cam_class,
-            threshold=args.threshold, seed=args.seed, device=args.device, cmap=args.cmap,
-            out=args.out, width_in=args.width)
+            checkpoints=args.checkpoints,
+            names=args.names,
+            arch=args.arch,
+            arch_options=model_options(args),
+            workers=args.workers,
+            dataset=args.dataset,
+            data_root=args.data_root,
+            metadata_dir=args.metadata_dir,
+            split=args.split,
+            preset=args.preset,
+            images=args.images,
+            ids=args.ids,
+            select=args.select,
+            results=args.results,
+            cam_methods=args.cam_methods or ["cam"],
+            cam_class=args.cam_class,
+            threshold=args.threshold,
+            seed=args.seed,
+            device=args.device,
+            cmap=args.cmap,
+            out=args.out,
+            width_in=args.width,
+        )
         written = figure_job.render_cam_grid(cfg)
     elif args.figure == "curves":
-        written = figure_job.render_curves(args.results, args.out, names=args.names, deltas=args.iou,
-                                           width_in=args.width)
+        written = figure_job.render_curves(
+            args.results, args.out, names=args.names, deltas=args.iou, width_in=args.width
+        )
     else:
-        written = figure_job.render_per_class(args.results, args.out, names=args.names, metric=args.metric,
-                                              max_classes=args.max_classes, select=args.order,
-                                              width_in=args.width)
+        written = figure_job.render_per_class(
+            args.results,
+            args.out,
+            names=args.names,
+            metric=args.metric,
+            max_classes=args.max_classes,
+            select=args.order,
+            width_in=args.width,
+        )
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.commands._common import (add_data_arguments, add_model_arguments, add_runtime_arguments, model_options,
-                                  parse_fraction)
+from wsol.commands._common import (
+    add_data_arguments,
+    add_model_arguments,
+    add_runtime_arguments,
+    model_options,
+    parse_fraction,
+)
 
 HELP = "top-1 accuracy under FGSM attack or centre/boundary occlusion (CutMix paper Table 11, Fig. 5a)"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 FGSM: a single white-box step on the true label; --eps is in [0,1] pixel units (8/255 allowed),
 applied before ImageNet normalization, adversarial images clamped to [0,1].
@@ -21,6 +28,7 @@ Examples:
   wsol robustness --checkpoint base.pt --checkpoint cutmix.pt --occlusion center \\
       --dataset synthetic --data-root data/synth --out runs/occl
 """
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--attack", choices=["fgsm"], help="adversarial attack")
     what.add_argument("--occlusion", choices=["center", "boundary"], help="occlusion sweep")
-    parser.add_argument("--eps", type=parse_fraction, default=8 / 255, help="FGSM step in [0,1] pixel units (default 8/255)")
+    parser.add_argument(
+        "--eps", type=parse_fraction, default=8 / 255, help="FGSM step in [0,1] pixel units (default 8/255)"
+    )
     parser.add_argument("--steps", type=int, default=8, help="occlusion: number of side steps from 0 to the image side")
     add_data_arguments(parser)
     add_runtime_arguments(parser)
@@ -42,15 +52,32 @@ def run(args: argparse.Namespace) -> int:
     from wsol.jobs.robustness import RobustnessConfig, run_robustness
 
     cfg = RobustnessConfig(
-        checkpoints=list(args.checkpoint), names=args.names, arch=args.arch, arch_options=model_options(args), attack=args.attack,
-        eps=args.eps, occlusion=args.occlusion, steps=args.steps, dataset=args.dataset,
-        data_root=args.data_root, metadata_dir=args.metadata_dir, split=args.split,
-        preset=args.preset, batch_size=args.batch_size, device=args.device, workers=args.workers,
-        out=args.out, overwrite=args.overwrite)
+        checkpoints=list(args.checkpoint),
+        names=args.names,
+        arch=args.arch,
+        arch_options=model_options(args),
+        attack=args.attack,
+        eps=args.eps,
+        occlusion=args.occlusion,
+        steps=args.steps,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        metadata_dir=args.metadata_dir,
+        split=args.split,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        out=args.out,
+        overwrite=args.overwrite,
+    )
     result = run_robustness(cfg)
     for row in result["models"]:
         if "fgsm_top1" in row:
-            print(f"{row['name']:<20} clean top-1 {row['clean_top1']:6.2f}  FGSM(eps={row['eps']:.4f}) top-1 {row['fgsm_top1']:6.2f}")
+            print(
+                f"{row['name']:<20} clean top-1 {row['clean_top1']:6.2f}  "
+                f"FGSM(eps={row['eps']:.4f}) top-1 {row['fgsm_top1']:6.2f}"
+            )
         else:
             cells = "  ".join(f"{s}:{a:.1f}" for s, a in zip(row["sides"], row["top1"]))
             print(f"{row['name']:<20} {row['mode']} occlusion top-1 by side  {cells}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "train a model from a recipe (baseline, Cutout, Mixup, CutMix and its variants)"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
 A recipe (YAML shipped in wsol/train/recipes/, or your own file) holds every training value;
 --set KEY=VALUE overrides any of them (YAML values; dotted keys reach into mappings, e.g.
@@ -24,6 +26,7 @@ Examples:
       (DistributedDataParallel; batch_size is the global batch)
   wsol train ... --resume     (continue OUT/last.pt; same final weights as an uninterrupted run)
 """
+)
 
 
 def _recipe_lines() -> str:
@@ -39,15 +42,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsol.augment import AUGMENTATIONS
 
     parser.description = DESCRIPTION.format(recipes=_recipe_lines())
-    parser.add_argument("--recipe", required=True, metavar="NAME|FILE",
-                        help="recipe name (see above) or YAML file")
-    parser.add_argument("--aug", default=None, choices=AUGMENTATIONS.names(), metavar="NAME",
-                        help="augmentation (default: the recipe's): " + ", ".join(AUGMENTATIONS.names()))
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value (repeatable)")
+    parser.add_argument("--recipe", required=True, metavar="NAME|FILE", help="recipe name (see above) or YAML file")
+    parser.add_argument(
+        "--aug",
+        default=None,
+        choices=AUGMENTATIONS.names(),
+        metavar="NAME",
+        help="augmentation (default: the recipe's): " + ", ".join(AUGMENTATIONS.names()),
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable)",
+    )
     parser.add_argument("--out", required=True, help="output folder (checkpoints, config, log)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/last.pt if it exists (else start fresh)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from OUT/last.pt if it exists (else start fresh)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="same as --set seed=N")
     parser.add_argument("--device", default=None, help="same as --set device=D (cpu, cuda, cuda:1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -6,7 +6,9 @@ import argparse
 import json
 
 HELP = "published models: list them, download them (--checkpoint zoo:NAME), run the ImageNet study"
-DESCRIPTION = HELP + """
+DESCRIPTION = (
+    HELP
+    + """
 
   wsol zoo list [--json]
       Every entry: name, architecture and options, classes, training augmentation, source, the
@@ -36,6 +38,7 @@ Examples:
   wsol zoo study imagenet-resnet50 --data-root ILSVRC2012 --out runs/study --plan
   wsol zoo study imagenet-resnet50 --data-root ILSVRC2012 --out runs/study --device cuda
 """
+)
 
 
 def _debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -50,38 +53,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ls.add_argument("--json", action="store_true", help="one JSON array with every field")
     _debug_flag(ls)
 
-    dl = sub.add_parser("download", help="download and check entries; print their checkpoint paths",
-                        description="Download (or find in the cache) and check zoo entries.")
-    dl.add_argument("names", nargs="+", metavar="NAME", choices=ZOO.names(),
-                    help="entry names: " + ", ".join(ZOO.names()))
-    dl.add_argument("--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> "
-                                                   "(default: $WSOL_MIRROR)")
+    dl = sub.add_parser(
+        "download",
+        help="download and check entries; print their checkpoint paths",
+        description="Download (or find in the cache) and check zoo entries.",
+    )
+    dl.add_argument(
+        "names", nargs="+", metavar="NAME", choices=ZOO.names(), help="entry names: " + ", ".join(ZOO.names())
+    )
+    dl.add_argument(
+        "--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> (default: $WSOL_MIRROR)"
+    )
     dl.add_argument("--no-progress", action="store_true", help="no progress bar")
     _debug_flag(dl)
 
-    st = sub.add_parser("study", help="evaluate a study's models and write the comparison",
-                        description="Evaluate every model of a study from its published weights, then compare.")
+    st = sub.add_parser(
+        "study",
+        help="evaluate a study's models and write the comparison",
+        description="Evaluate every model of a study from its published weights, then compare.",
+    )
     st.add_argument("study", choices=STUDIES.names(), help="study: %(choices)s")
-    st.add_argument("--data-root", required=True,
-                    help="ImageNet tree (imagenet format: val/ + LOC_val_solution.csv or bbox XML), or with "
-                         "--metadata-dir the wsolevaluation data root")
-    st.add_argument("--metadata-dir", default=None,
-                    help="wsolevaluation metadata (metadata/ILSVRC or metadata/ILSVRC/test): read the data in "
-                         "the wsolevaluation format instead")
+    st.add_argument(
+        "--data-root",
+        required=True,
+        help="ImageNet tree (imagenet format: val/ + LOC_val_solution.csv or bbox XML), or with "
+        "--metadata-dir the wsolevaluation data root",
+    )
+    st.add_argument(
+        "--metadata-dir",
+        default=None,
+        help="wsolevaluation metadata (metadata/ILSVRC or metadata/ILSVRC/test): read the data in "
+        "the wsolevaluation format instead",
+    )
     st.add_argument("--split", default=None, help="split (default: val for imagenet, test for wsolevaluation)")
     st.add_argument("--out", required=True, help="output folder (OUT/<name>/result.json, comparison, figures)")
     st.add_argument("--plan", action="store_true", help="print what would be downloaded and run; do nothing")
-    st.add_argument("--images", type=int, default=None, metavar="N",
-                    help="a quick look: N images spread evenly over the split (not the published protocol)")
+    st.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a quick look: N images spread evenly over the split (not the published protocol)",
+    )
     st.add_argument("--grid-images", type=int, default=6, help="rows of the CAM grid (default: %(default)s)")
-    st.add_argument("--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> "
-                                                   "(default: $WSOL_MIRROR)")
+    st.add_argument(
+        "--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> (default: $WSOL_MIRROR)"
+    )
     st.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     st.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
     st.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: number of cores)")
-    st.add_argument("--overwrite", action="store_true",
-                    help="evaluate every model again, replacing OUT/<name>/result.json (default: finished results "
-                         "are checked against the configuration and kept; interrupted ones resume)")
+    st.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="evaluate every model again, replacing OUT/<name>/result.json (default: finished results "
+        "are checked against the configuration and kept; interrupted ones resume)",
+    )
     st.add_argument("--no-progress", action="store_true", help="no progress bars")
     _debug_flag(st)
 
@@ -124,10 +150,21 @@ def run(args: argparse.Namespace) -> int:
 
     from wsol.jobs.zoo import StudyConfig, format_plan, plan_study, run_study
 
-    cfg = StudyConfig(study=args.study, data_root=args.data_root, out=args.out, metadata_dir=args.metadata_dir,
-                      split=args.split, images=args.images, mirror=args.mirror, batch_size=args.batch_size,
-                      device=args.device, workers=args.workers, grid_images=args.grid_images,
-                      overwrite=args.overwrite, progress=not args.no_progress)
+    cfg = StudyConfig(
+        study=args.study,
+        data_root=args.data_root,
+        out=args.out,
+        metadata_dir=args.metadata_dir,
+        split=args.split,
+        images=args.images,
+        mirror=args.mirror,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        grid_images=args.grid_images,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
     if args.plan:
         plan = plan_study(cfg)
         print(format_plan(plan), end="")

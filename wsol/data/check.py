@@ -6,8 +6,8 @@ from pathlib import Path
 
 from eval.metadata import Problem
 from wsol.data.formats import scan_dataset
-from wsol.data.images import open_rgb, read_gray
 from wsol.data.imagenet import IMAGE_EXTENSIONS
+from wsol.data.images import open_rgb, read_gray
 from wsol.data.records import Record, Scan
 from wsol.errors import UserError
 
@@ -36,12 +36,19 @@ def check_images(scan: Scan) -> list[Problem]:
             problems.append(Problem(file, line, str(exc)))
             continue
         if r.size is not None and tuple(r.size) != (w, h):
-            problems.append(Problem(file, line, f"image {r.path} is {w}x{h} but the annotations record "
-                                                f"{r.size[0]}x{r.size[1]}"))
+            problems.append(
+                Problem(file, line, f"image {r.path} is {w}x{h} but the annotations record {r.size[0]}x{r.size[1]}")
+            )
         for b in r.boxes.tolist():
             if b[2] > w - 1 or b[3] > h - 1:
-                problems.append(Problem(file, line, f"box {tuple(b)} of {r.image_id} lies outside the {w}x{h} "
-                                                    "image; rejected (reading this image raises), not clipped"))
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        f"box {tuple(b)} of {r.image_id} lies outside the {w}x{h} "
+                        "image; rejected (reading this image raises), not clipped",
+                    )
+                )
         for m in (*r.mask_paths, *([r.ignore_path] if r.ignore_path is not None else [])):
             try:
                 read_gray(m)
@@ -70,13 +77,26 @@ def check_labels(scan: Scan, num_classes: int) -> list[Problem]:
     for r in scan.records:
         if r.label >= num_classes:
             file, line = _source(r, r.label_source or r.source)
-            problems.append(Problem(file, line, f"label {r.label} of {r.image_id!r} is out of range for "
-                                                f"{num_classes} classes (0-based labels 0..{num_classes - 1})"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"label {r.label} of {r.image_id!r} is out of range for "
+                    f"{num_classes} classes (0-based labels 0..{num_classes - 1})",
+                )
+            )
     return problems
 
 
-def check_dataset(fmt: str, root: str | Path, split: str, *, metadata_dir: str | Path | None = None,
-                  annotations_only: bool = False, num_classes: int | None = None) -> dict:
+def check_dataset(
+    fmt: str,
+    root: str | Path,
+    split: str,
+    *,
+    metadata_dir: str | Path | None = None,
+    annotations_only: bool = False,
+    num_classes: int | None = None,
+) -> dict:
     """The ``wsol data check`` report: ``{"format", "split", "images", "classes", "boxes", "masks",
     "problems": [{"file", "line", "message"}]}`` (``line`` 1-based or ``None``).
 
@@ -89,8 +109,15 @@ def check_dataset(fmt: str, root: str | Path, split: str, *, metadata_dir: str |
         scan = scan_dataset(fmt, root, split, metadata_dir=metadata_dir)
     except UserError as exc:
         where = str(metadata_dir if fmt == "wsolevaluation" and metadata_dir is not None else root)
-        return {"format": fmt, "split": split, "images": 0, "classes": 0, "boxes": 0, "masks": 0,
-                "problems": [Problem(where, None, str(exc)).as_dict()]}
+        return {
+            "format": fmt,
+            "split": split,
+            "images": 0,
+            "classes": 0,
+            "boxes": 0,
+            "masks": 0,
+            "problems": [Problem(where, None, str(exc)).as_dict()],
+        }
     problems = list(scan.problems)
     if num_classes is not None:
         problems.extend(check_labels(scan, num_classes))

@@ -59,9 +59,16 @@ def _parse_int(text: str) -> int | None:
         return None
 
 
-def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path | None = None,
-             split_file: str | None = None, split_names: dict[str, str] | None = None,
-             fmt_name: str = "cub", default_size: int = 224) -> Scan:
+def scan_cub(
+    root: str | Path,
+    split: str = "test",
+    *,
+    metadata_dir: str | Path | None = None,
+    split_file: str | None = None,
+    split_names: dict[str, str] | None = None,
+    fmt_name: str = "cub",
+    default_size: int = 224,
+) -> Scan:
     """Read a CUB-200-2011 tree's annotation files (no image is opened).
 
     ``split``: ``train`` / ``test`` / ``all`` (from ``train_test_split.txt``). ``split_file`` and
@@ -80,8 +87,13 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
     for lineno, (num, name) in classes:
         k = _parse_int(num)
         if k != len(class_names) + 1:
-            problems.append(Problem(str(f_classes), lineno, f"expected class number {len(class_names) + 1} "
-                                                            f"(1-based, in order), got {num!r}"))
+            problems.append(
+                Problem(
+                    str(f_classes),
+                    lineno,
+                    f"expected class number {len(class_names) + 1} (1-based, in order), got {num!r}",
+                )
+            )
         class_names.append(name)
     n_classes = len(class_names)
 
@@ -94,12 +106,22 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
         if iid is None:
             problems.append(Problem(str(f_images), lineno, f"image number {sid!r} is not an integer; line skipped"))
         elif iid in images:
-            problems.append(Problem(str(f_images), lineno, f"duplicate image number {iid} (first on line "
-                                                           f"{images[iid][0]}); line skipped"))
+            problems.append(
+                Problem(
+                    str(f_images),
+                    lineno,
+                    f"duplicate image number {iid} (first on line {images[iid][0]}); line skipped",
+                )
+            )
         elif rel in by_path:
             first, first_line = by_path[rel]
-            problems.append(Problem(str(f_images), lineno, f"duplicate image {rel!r}: already image number "
-                                                           f"{first} (line {first_line}); line skipped"))
+            problems.append(
+                Problem(
+                    str(f_images),
+                    lineno,
+                    f"duplicate image {rel!r}: already image number {first} (line {first_line}); line skipped",
+                )
+            )
             rejected.add(iid)
         else:
             images[iid] = (lineno, rel)
@@ -110,21 +132,26 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
         for lineno, parts in read_table(path, ncols, fmt, problems):
             iid = _parse_int(parts[0])
             if iid is None:
-                problems.append(Problem(str(path), lineno, f"image number {parts[0]!r} is not an integer; "
-                                                           "line skipped"))
+                problems.append(
+                    Problem(str(path), lineno, f"image number {parts[0]!r} is not an integer; line skipped")
+                )
             elif iid in rejected:
                 continue
             elif iid not in images:
                 problems.append(Problem(str(path), lineno, f"image number {iid} is not in images.txt; line skipped"))
             elif iid in out:
-                problems.append(Problem(str(path), lineno, f"duplicate line for image {iid} (first on line "
-                                                           f"{out[iid][0]}); line skipped"))
+                problems.append(
+                    Problem(
+                        str(path), lineno, f"duplicate line for image {iid} (first on line {out[iid][0]}); line skipped"
+                    )
+                )
             else:
                 out[iid] = (lineno, parts[1:])
         for iid, (lineno, rel) in images.items():
             if iid not in out and path.is_file():
-                problems.append(Problem(str(path), None, f"image {iid} ({rel}, images.txt line {lineno}) "
-                                                         "has no valid line here"))
+                problems.append(
+                    Problem(str(path), None, f"image {iid} ({rel}, images.txt line {lineno}) has no valid line here")
+                )
         return out
 
     labels = per_image(f_labels, 2, "'<image_id> <class_number>'")
@@ -146,8 +173,13 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
             continue
         s_line, (word,) = splits[iid]
         if word not in words:
-            problems.append(Problem(str(split_path), s_line, f"split value {word!r} of image {iid} is not one "
-                                                             f"of {sorted(words)}; image skipped"))
+            problems.append(
+                Problem(
+                    str(split_path),
+                    s_line,
+                    f"split value {word!r} of image {iid} is not one of {sorted(words)}; image skipped",
+                )
+            )
             continue
         if split != "all" and words[word] != split:
             continue
@@ -156,8 +188,13 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
         l_line, (lab,) = labels[iid]
         k = _parse_int(lab)
         if k is None or k < 1 or (n_classes and k > n_classes):
-            problems.append(Problem(str(f_labels), l_line, f"class number {lab!r} of image {iid} is out of "
-                                                           f"range 1..{n_classes or 'N'}; image skipped"))
+            problems.append(
+                Problem(
+                    str(f_labels),
+                    l_line,
+                    f"class number {lab!r} of image {iid} is out of range 1..{n_classes or 'N'}; image skipped",
+                )
+            )
             continue
         box = no_boxes()
         if iid in boxes:
@@ -168,13 +205,30 @@ def scan_cub(root: str | Path, split: str = "test", *, metadata_dir: str | Path 
             else:
                 box = box_or_err
         mask_paths = (seg_root / Path(rel).with_suffix(".png"),) if has_seg else ()
-        records.append(Record(image_id=rel, path=root / "images" / rel, label=k - 1, boxes=box,
-                              mask_paths=mask_paths, source=source, label_source=f"{f_labels}:{l_line}"))
+        records.append(
+            Record(
+                image_id=rel,
+                path=root / "images" / rel,
+                label=k - 1,
+                boxes=box,
+                mask_paths=mask_paths,
+                source=source,
+                label_source=f"{f_labels}:{l_line}",
+            )
+        )
     if not class_names and records:  # classes.txt missing (reported): number the classes
         class_names = [f"class_{k:03d}" for k in range(max(r.label for r in records) + 1)]
     files = [f_images, f_labels, split_path, f_boxes, f_classes]
-    return Scan(format=fmt_name, split=split, root=root, records=records, class_names=class_names,
-                problems=problems, default_size=default_size, annotation_files=files)
+    return Scan(
+        format=fmt_name,
+        split=split,
+        root=root,
+        records=records,
+        class_names=class_names,
+        problems=problems,
+        default_size=default_size,
+        annotation_files=files,
+    )
 
 
 def _cub_box(vals: list[str]) -> np.ndarray | str:
@@ -208,6 +262,12 @@ def scan_synthetic(root: str | Path, split: str = "test", *, metadata_dir: str |
     (splits ``train`` / ``val`` / ``test``) and ``synthetic.json`` (``size``: the default ``S``)."""
     root = find_cub_root(root)
     info = read_synthetic_info(root)
-    return scan_cub(root, split, metadata_dir=metadata_dir, split_file="synthetic_split.txt",
-                    split_names={"train": "train", "val": "val", "test": "test"}, fmt_name="synthetic",
-                    default_size=int(info["size"]))
+    return scan_cub(
+        root,
+        split,
+        metadata_dir=metadata_dir,
+        split_file="synthetic_split.txt",
+        split_names={"train": "train", "val": "val", "test": "test"},
+        fmt_name="synthetic",
+        default_size=int(info["size"]),
+    )

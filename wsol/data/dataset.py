@@ -34,8 +34,15 @@ class WSOLDataset(Dataset):
     ``preset_spec`` (:class:`Preset`), ``size``, ``train``, ``scan``.
     """
 
-    def __init__(self, scan: Scan, *, preset: str = "wsolevaluation", train: bool = False,
-                 size: int | None = None, transform: Any = None) -> None:
+    def __init__(
+        self,
+        scan: Scan,
+        *,
+        preset: str = "wsolevaluation",
+        train: bool = False,
+        size: int | None = None,
+        transform: Any = None,
+    ) -> None:
         self.scan = scan
         self.records: list[Record] = scan.records
         self.class_names: list[str] = scan.class_names
@@ -57,16 +64,23 @@ class WSOLDataset(Dataset):
 
     def describe(self) -> dict:
         """Preset and data facts to record with results."""
-        return {**self.preset_spec.describe(self.size), "format": self.scan.format, "split": self.scan.split,
-                "root": str(self.scan.root), "images": len(self.records), "classes": self.num_classes}
+        return {
+            **self.preset_spec.describe(self.size),
+            "format": self.scan.format,
+            "split": self.scan.split,
+            "root": str(self.scan.root),
+            "images": len(self.records),
+            "classes": self.num_classes,
+        }
 
     def __getitem__(self, index: int) -> dict:
         r = self.records[index]
         img = open_rgb(r.path, r.source)
         w, h = img.size
         if r.size is not None and tuple(r.size) != (w, h):
-            raise UserError(f"image {r.path} is {w}x{h} but the annotations ({r.source}) record "
-                            f"{r.size[0]}x{r.size[1]}")
+            raise UserError(
+                f"image {r.path} is {w}x{h} but the annotations ({r.source}) record {r.size[0]}x{r.size[1]}"
+            )
         if len(r.boxes):
             try:
                 check_inclusive_boxes(r.boxes, w, h, where=f"{r.source} ({r.image_id})")
@@ -82,13 +96,29 @@ class WSOLDataset(Dataset):
             fg = [read_gray(p, r.source) for p in r.mask_paths]
             ign = read_gray(r.ignore_path, r.source) if r.ignore_path is not None else None
             mask = self.preset_spec.mask(fg, ign, self.size)
-        return {"image": image, "label": int(r.label), "boxes": boxes, "boxes_eval": boxes_eval,
-                "mask": mask, "image_id": r.image_id, "orig_size": (w, h), "index": index}
+        return {
+            "image": image,
+            "label": int(r.label),
+            "boxes": boxes,
+            "boxes_eval": boxes_eval,
+            "mask": mask,
+            "image_id": r.image_id,
+            "orig_size": (w, h),
+            "index": index,
+        }
 
 
-def build_dataset(name: str, root: str | Path, split: str, *, metadata_dir: str | Path | None = None,
-                  preset: str = "wsolevaluation", train: bool = False, size: int | None = None,
-                  transform: Any = None) -> WSOLDataset:
+def build_dataset(
+    name: str,
+    root: str | Path,
+    split: str,
+    *,
+    metadata_dir: str | Path | None = None,
+    preset: str = "wsolevaluation",
+    train: bool = False,
+    size: int | None = None,
+    transform: Any = None,
+) -> WSOLDataset:
     """A dataset of format ``name`` (``DATASETS``: cub, imagenet, wsolevaluation, synthetic).
 
     ``size``: the side ``S`` (default 224; a synthetic tree's generated size). ``preset``:
@@ -118,4 +148,3 @@ def collate(batch: list[dict]) -> dict:
         if key not in out:
             out[key] = [b[key] for b in batch]
     return out
-

@@ -20,13 +20,26 @@ from pathlib import Path
 from wsol.errors import UserError
 from wsol.zoo.download import HashStore, Remote, cache_dir, extract_all, fetch
 
-__all__ = ["CUB", "WSOLEVAL_COMMIT", "WSOLEVAL_SHA256", "WSOLEVAL_ILSVRC_TRAIN", "FETCHABLE", "fetch_cub",
-           "fetch_wsolevaluation_metadata", "imagenet_instructions", "wsoleval_remote"]
+__all__ = [
+    "CUB",
+    "WSOLEVAL_COMMIT",
+    "WSOLEVAL_SHA256",
+    "WSOLEVAL_ILSVRC_TRAIN",
+    "FETCHABLE",
+    "fetch_cub",
+    "fetch_wsolevaluation_metadata",
+    "imagenet_instructions",
+    "wsoleval_remote",
+]
 
 FETCHABLE = ("cub", "wsolevaluation-metadata", "imagenet")
 
-CUB = Remote(url="https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
-             filename="CUB_200_2011.tgz", md5="97eceeb196236b17998738112f37df78", size=1_150_585_339)
+CUB = Remote(
+    url="https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
+    filename="CUB_200_2011.tgz",
+    md5="97eceeb196236b17998738112f37df78",
+    size=1_150_585_339,
+)
 CUB_FOLDER = "CUB_200_2011"
 
 WSOLEVAL_COMMIT = "96f4b88679af41f005824661f47e6fe3628af2aa"
@@ -68,8 +81,12 @@ WSOLEVAL_SHA256: dict[str, tuple[str, int]] = {
 }
 # ILSVRC/train (1.28 M images; not in the byte-identical copies): checksums unknown, recorded on
 # first download. Only with include_ilsvrc_train (large files).
-WSOLEVAL_ILSVRC_TRAIN = ("ILSVRC/train/class_labels.txt", "ILSVRC/train/image_ids.txt",
-                         "ILSVRC/train/image_sizes.txt", "ILSVRC/train/localization.txt")
+WSOLEVAL_ILSVRC_TRAIN = (
+    "ILSVRC/train/class_labels.txt",
+    "ILSVRC/train/image_ids.txt",
+    "ILSVRC/train/image_sizes.txt",
+    "ILSVRC/train/localization.txt",
+)
 WSOLEVAL_DATASETS = ("CUB", "ILSVRC", "OpenImages")
 
 
@@ -79,8 +96,10 @@ def _data_cache() -> Path:
 
 # ------------------------------------------------------------------------------------------ CUB
 
-def fetch_cub(root: str | Path, *, mirror: str | None = None, progress: bool = True,
-              annotations_only: bool = False) -> dict:
+
+def fetch_cub(
+    root: str | Path, *, mirror: str | None = None, progress: bool = True, annotations_only: bool = False
+) -> dict:
     """Download (or reuse) ``CUB_200_2011.tgz``, md5-checked; unpack into ``root``; return the
     ``data check`` report of ``root/CUB_200_2011`` (split test) with ``"fetched"`` added."""
     from wsol.data.check import check_dataset
@@ -97,31 +116,47 @@ def fetch_cub(root: str | Path, *, mirror: str | None = None, progress: bool = T
             done = None
     if not (folder.is_dir() and isinstance(done, dict) and done.get("sha256") == got.sha256):
         if folder.exists():
-            raise UserError(f"{folder} exists but was not unpacked by `wsol data fetch cub` from this archive; "
-                            f"check it with `wsol data check --format cub --root {folder}`, or remove it and rerun")
+            raise UserError(
+                f"{folder} exists but was not unpacked by `wsol data fetch cub` from this archive; "
+                f"check it with `wsol data check --format cub --root {folder}`, or remove it and rerun"
+            )
         extract_all(got.path, root)
         if not folder.is_dir():
             raise UserError(f"{got.path} did not hold a {CUB_FOLDER}/ folder (not the CUB-200-2011 archive?)")
         from eval.io import atomic_write_json
 
-        atomic_write_json(marker, {"archive": str(got.path), "sha256": got.sha256, "url": CUB.url,
-                                   "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        atomic_write_json(
+            marker,
+            {
+                "archive": str(got.path),
+                "sha256": got.sha256,
+                "url": CUB.url,
+                "unpacked": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
     report = check_dataset("cub", folder, "test", annotations_only=annotations_only)
     return {"fetched": str(folder), **report}
 
 
 # ----------------------------------------------------------------------------- wsolevaluation
 
+
 def wsoleval_remote(rel: str, commit: str = WSOLEVAL_COMMIT) -> Remote:
     """The :class:`Remote` of metadata file ``rel`` (``"CUB/test/image_ids.txt"``)."""
     sha = WSOLEVAL_SHA256.get(rel, (None, None))
-    return Remote(url=WSOLEVAL_RAW.format(commit=commit, path=rel), filename=f"metadata/{rel}", sha256=sha[0],
-                  size=sha[1])
+    return Remote(
+        url=WSOLEVAL_RAW.format(commit=commit, path=rel), filename=f"metadata/{rel}", sha256=sha[0], size=sha[1]
+    )
 
 
-def fetch_wsolevaluation_metadata(root: str | Path, *, datasets: tuple[str, ...] | None = None,
-                                  include_ilsvrc_train: bool = False, mirror: str | None = None,
-                                  progress: bool = True) -> list[Path]:
+def fetch_wsolevaluation_metadata(
+    root: str | Path,
+    *,
+    datasets: tuple[str, ...] | None = None,
+    include_ilsvrc_train: bool = False,
+    mirror: str | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """The metadata files of ``datasets`` (default: all three) into ``root/<dataset>/<split>/``, each
     verified; returns the paths written (a file already there with the right content is kept)."""
     from eval.io import atomic_write_bytes
@@ -130,8 +165,9 @@ def fetch_wsolevaluation_metadata(root: str | Path, *, datasets: tuple[str, ...]
     datasets = tuple(datasets or WSOLEVAL_DATASETS)
     unknown = [d for d in datasets if d not in WSOLEVAL_DATASETS]
     if unknown:
-        raise UserError(f"unknown wsolevaluation dataset(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(WSOLEVAL_DATASETS)}")
+        raise UserError(
+            f"unknown wsolevaluation dataset(s) {', '.join(unknown)}; choose from {', '.join(WSOLEVAL_DATASETS)}"
+        )
     files = [r for r in WSOLEVAL_SHA256 if r.split("/")[0] in datasets]
     if include_ilsvrc_train and "ILSVRC" in datasets:
         files += list(WSOLEVAL_ILSVRC_TRAIN)
@@ -163,6 +199,7 @@ def fetch_wsolevaluation_metadata(root: str | Path, *, datasets: tuple[str, ...]
 
 
 # ------------------------------------------------------------------------------------ ImageNet
+
 
 def imagenet_instructions(root: str | Path) -> str:
     """The manual steps for ImageNet ILSVRC2012 val (licence-bound: no automatic download)."""

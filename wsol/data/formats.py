@@ -16,12 +16,24 @@ DATASETS: Registry[DatasetFormat] = Registry("dataset format")
 
 _FORMATS = [
     DatasetFormat("cub", scan_cub, CUB_SPLITS, "CUB-200-2011 as distributed (CUB_200_2011/ with images.txt, ...)"),
-    DatasetFormat("imagenet", scan_imagenet, IMAGENET_SPLITS,
-                  "ImageNet ILSVRC2012 (train/<wnid>/, val/ + ILSVRC2012_bbox_val_v3 XML or LOC_val_solution.csv)"),
-    DatasetFormat("wsolevaluation", scan_wsolevaluation, WSOLEVAL_SPLITS,
-                  "wsolevaluation layout: images under --root, metadata under --metadata-dir"),
-    DatasetFormat("synthetic", scan_synthetic, SYNTHETIC_SPLITS,
-                  "the embedded synthetic benchmark (`wsol data synth`; CUB layout + val split)"),
+    DatasetFormat(
+        "imagenet",
+        scan_imagenet,
+        IMAGENET_SPLITS,
+        "ImageNet ILSVRC2012 (train/<wnid>/, val/ + ILSVRC2012_bbox_val_v3 XML or LOC_val_solution.csv)",
+    ),
+    DatasetFormat(
+        "wsolevaluation",
+        scan_wsolevaluation,
+        WSOLEVAL_SPLITS,
+        "wsolevaluation layout: images under --root, metadata under --metadata-dir",
+    ),
+    DatasetFormat(
+        "synthetic",
+        scan_synthetic,
+        SYNTHETIC_SPLITS,
+        "the embedded synthetic benchmark (`wsol data synth`; CUB layout + val split)",
+    ),
 ]
 for _fmt in _FORMATS:
     DATASETS.register(_fmt.name, help=_fmt.description)(_fmt)
@@ -35,6 +47,5 @@ def scan_dataset(name: str, root: str | Path, split: str, *, metadata_dir: str |
     if not scan.records and not scan.problems:
         files = scan.annotation_files
         where = next((f for f in files if "split" in f.name), files[0] if files else scan.root)
-        scan.problems.append(Problem(str(where), None, f"split {split!r} has no image: there is nothing to "
-                                                       "evaluate"))
+        scan.problems.append(Problem(str(where), None, f"split {split!r} has no image: there is nothing to evaluate"))
     return scan

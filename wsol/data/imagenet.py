@@ -69,8 +69,10 @@ def _classes(root: Path, images_root: Path, problems: list[Problem]) -> tuple[li
     else:
         wnids = _subdirs(images_root / "val")
     if not wnids:
-        raise UserError(f"cannot tell the ImageNet class order under {root}: need {images_root}/train/<wnid>/ "
-                        f"folders, {mapping}, or {images_root}/val/<wnid>/ folders")
+        raise UserError(
+            f"cannot tell the ImageNet class order under {root}: need {images_root}/train/<wnid>/ "
+            f"folders, {mapping}, or {images_root}/val/<wnid>/ folders"
+        )
     return wnids, [names.get(w, w) for w in wnids]
 
 
@@ -89,8 +91,16 @@ def scan_imagenet(root: str | Path, split: str = "val", *, metadata_dir: str | P
         records, files = _scan_train(images_root, wnids), [images_root / "train"]
     else:
         records, files = _scan_val(root, images_root, index, problems)
-    return Scan(format="imagenet", split=split, root=images_root, records=records, class_names=names,
-                problems=problems, default_size=224, annotation_files=files)
+    return Scan(
+        format="imagenet",
+        split=split,
+        root=images_root,
+        records=records,
+        class_names=names,
+        problems=problems,
+        default_size=224,
+        annotation_files=files,
+    )
 
 
 def _scan_train(images_root: Path, wnids: list[str]) -> list[Record]:
@@ -109,8 +119,9 @@ def _val_path(images_root: Path, stem: str, wnid: str | None, class_folders: boo
     return rel, images_root / rel
 
 
-def _scan_val(root: Path, images_root: Path, index: dict[str, int],
-              problems: list[Problem]) -> tuple[list[Record], list[Path]]:
+def _scan_val(
+    root: Path, images_root: Path, index: dict[str, int], problems: list[Problem]
+) -> tuple[list[Record], list[Path]]:
     class_folders = bool(_subdirs(images_root / "val"))
     xml_dir = next((root / d for d in _XML_DIRS if (root / d).is_dir() and any((root / d).glob("*.xml"))), None)
     csv_path = root / "LOC_val_solution.csv"
@@ -121,32 +132,56 @@ def _scan_val(root: Path, images_root: Path, index: dict[str, int],
         entries = _parse_csv(csv_path, problems)
         files = [csv_path]
     else:
-        raise UserError(f"no ImageNet validation boxes under {root}: expected per-image XML files in "
-                        f"{root / _XML_DIRS[0]} (ILSVRC2012_bbox_val_v3) or {csv_path}")
+        raise UserError(
+            f"no ImageNet validation boxes under {root}: expected per-image XML files in "
+            f"{root / _XML_DIRS[0]} (ILSVRC2012_bbox_val_v3) or {csv_path}"
+        )
     records = []
     for entry in sorted((e for e in entries if e is not None), key=lambda e: e["stem"]):
         wnid, source = entry["wnid"], entry["source"]
         if wnid not in index:
-            problems.append(Problem(entry["file"], entry["line"], f"class {wnid!r} of {entry['stem']} is not one "
-                                                                  f"of the {len(index)} known classes; image skipped"))
+            problems.append(
+                Problem(
+                    entry["file"],
+                    entry["line"],
+                    f"class {wnid!r} of {entry['stem']} is not one of the {len(index)} known classes; image skipped",
+                )
+            )
             continue
         rel, path = _val_path(images_root, entry["stem"], wnid, class_folders)
-        records.append(Record(image_id=rel, path=path, label=index[wnid], boxes=entry["boxes"],
-                              size=entry["size"], source=source))
+        records.append(
+            Record(image_id=rel, path=path, label=index[wnid], boxes=entry["boxes"], size=entry["size"], source=source)
+        )
     return records, files
 
 
-def _check_boxes(boxes: list[list[int]], size: tuple[int, int] | None, file: str, line: int | None,
-                 stem: str, problems: list[Problem]) -> np.ndarray:
+def _check_boxes(
+    boxes: list[list[int]],
+    size: tuple[int, int] | None,
+    file: str,
+    line: int | None,
+    stem: str,
+    problems: list[Problem],
+) -> np.ndarray:
     good = []
     for b in boxes:
         x0, y0, x1, y1 = b
         if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
-            problems.append(Problem(file, line, f"invalid inclusive box {tuple(b)} of {stem} "
-                                                "(need 0 <= x0 <= x1, 0 <= y0 <= y1); box rejected"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"invalid inclusive box {tuple(b)} of {stem} (need 0 <= x0 <= x1, 0 <= y0 <= y1); box rejected",
+                )
+            )
         elif size is not None and (x1 > size[0] - 1 or y1 > size[1] - 1):
-            problems.append(Problem(file, line, f"box {tuple(b)} of {stem} lies outside the {size[0]}x{size[1]} "
-                                                "image; box rejected (not clipped)"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    f"box {tuple(b)} of {stem} lies outside the {size[0]}x{size[1]} image; box rejected (not clipped)",
+                )
+            )
         else:
             good.append(b)
     return np.asarray(good, dtype=np.int64).reshape(-1, 4) if good else no_boxes()
@@ -180,16 +215,29 @@ def _parse_xml(path: Path, problems: list[Problem]) -> dict | None:
         try:
             boxes.append([int(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")])
         except (TypeError, ValueError):
-            problems.append(Problem(file, None, f"object {len(wnids)} has a missing or non-integer "
-                                                "<bndbox>; box rejected"))
+            problems.append(
+                Problem(file, None, f"object {len(wnids)} has a missing or non-integer <bndbox>; box rejected")
+            )
     if not wnids:
         problems.append(Problem(file, None, "no <object> element; image skipped"))
         return None
     if len(set(wnids)) > 1:
-        problems.append(Problem(file, None, f"objects of several classes {sorted(set(wnids))}; the first "
-                                            f"({wnids[0]}) is used as the image label"))
-    return {"stem": stem, "wnid": wnids[0], "boxes": _check_boxes(boxes, size, file, None, stem, problems),
-            "size": size, "file": file, "line": None, "source": file}
+        problems.append(
+            Problem(
+                file,
+                None,
+                f"objects of several classes {sorted(set(wnids))}; the first ({wnids[0]}) is used as the image label",
+            )
+        )
+    return {
+        "stem": stem,
+        "wnid": wnids[0],
+        "boxes": _check_boxes(boxes, size, file, None, stem, problems),
+        "size": size,
+        "file": file,
+        "line": None,
+        "source": file,
+    }
 
 
 def _parse_csv(path: Path, problems: list[Problem]) -> list[dict]:
@@ -201,8 +249,9 @@ def _parse_csv(path: Path, problems: list[Problem]) -> list[dict]:
     seen: dict[str, int] = {}
     for lineno, row in enumerate(csv.reader(io.StringIO("\n".join(lines[1:]))), 2):
         if len(row) != 2 or not row[0]:
-            problems.append(Problem(file, lineno, f"expected 'ImageId,PredictionString', got {len(row)} field(s); "
-                                                  "line skipped"))
+            problems.append(
+                Problem(file, lineno, f"expected 'ImageId,PredictionString', got {len(row)} field(s); line skipped")
+            )
             continue
         stem, pred = row[0].strip(), row[1].split()
         if stem in seen:
@@ -210,10 +259,16 @@ def _parse_csv(path: Path, problems: list[Problem]) -> list[dict]:
             continue
         seen[stem] = lineno
         if not pred or len(pred) % 5:
-            problems.append(Problem(file, lineno, "expected groups of '<wnid> x0 y0 x1 y1' in PredictionString, "
-                                                  f"got {len(pred)} value(s); line skipped"))
+            problems.append(
+                Problem(
+                    file,
+                    lineno,
+                    "expected groups of '<wnid> x0 y0 x1 y1' in PredictionString, "
+                    f"got {len(pred)} value(s); line skipped",
+                )
+            )
             continue
-        groups = [pred[i:i + 5] for i in range(0, len(pred), 5)]
+        groups = [pred[i : i + 5] for i in range(0, len(pred), 5)]
         wnids = [g[0] for g in groups]
         try:
             boxes = [[int(v) for v in g[1:]] for g in groups]
@@ -221,8 +276,22 @@ def _parse_csv(path: Path, problems: list[Problem]) -> list[dict]:
             problems.append(Problem(file, lineno, "non-integer box coordinate in PredictionString; line skipped"))
             continue
         if len(set(wnids)) > 1:
-            problems.append(Problem(file, lineno, f"boxes of several classes {sorted(set(wnids))}; the first "
-                                                  f"({wnids[0]}) is used as the image label"))
-        out.append({"stem": stem, "wnid": wnids[0], "boxes": _check_boxes(boxes, None, file, lineno, stem, problems),
-                    "size": None, "file": file, "line": lineno, "source": f"{file}:{lineno}"})
+            problems.append(
+                Problem(
+                    file,
+                    lineno,
+                    f"boxes of several classes {sorted(set(wnids))}; the first ({wnids[0]}) is used as the image label",
+                )
+            )
+        out.append(
+            {
+                "stem": stem,
+                "wnid": wnids[0],
+                "boxes": _check_boxes(boxes, None, file, lineno, stem, problems),
+                "size": None,
+                "file": file,
+                "line": lineno,
+                "source": f"{file}:{lineno}",
+            }
+        )
     return out

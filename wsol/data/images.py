@@ -49,8 +49,10 @@ def _bomb_message(path: Path, source: str, exc: Exception) -> str:
     found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
     size = f"has {int(found[1]):,} pixels, more than" if found else "is larger than"
     limit = f"{int(found[2]):,} pixels" if found else "its limit"
-    return (f"image {_where(path, source)} {size} PIL's decompression-bomb limit of {limit} "
-            "(2 x PIL.Image.MAX_IMAGE_PIXELS); it is refused unread")
+    return (
+        f"image {_where(path, source)} {size} PIL's decompression-bomb limit of {limit} "
+        "(2 x PIL.Image.MAX_IMAGE_PIXELS); it is refused unread"
+    )
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -66,8 +66,7 @@ class Scan:
     def raise_on_problems(self) -> None:
         """Raise :class:`UserError` listing the first problems and their count, if any."""
         if self.problems:
-            raise UserError(format_problems(self.problems, f"{self.format} dataset {self.root} "
-                                                           f"(split {self.split!r})"))
+            raise UserError(format_problems(self.problems, f"{self.format} dataset {self.root} (split {self.split!r})"))
 
 
 @dataclass(frozen=True)

@@ -220,8 +220,9 @@ def _distractor(rng: np.random.Generator, cfg: SynthConfig, img: np.ndarray, xs:
     else:  # textured patch of the body family
         hw, hh = rng.uniform(0.06, 0.16, size=2) * s
         win = _window(s, cx, cy, hw, hh)
-        pat = _texture(int(rng.integers(0, cfg.classes)), cfg.classes, xs[win], ys[win],
-                       rng.uniform(*cfg.texture_period) * s / 64)
+        pat = _texture(
+            int(rng.integers(0, cfg.classes)), cfg.classes, xs[win], ys[win], rng.uniform(*cfg.texture_period) * s / 64
+        )
         c1, c2 = _dull(rng, 0.35, 0.15, 0.5), _dull(rng, 0.35, 0.55, 0.95)
         img[win] = c1 + (c2 - c1) * pat[..., None]
 
@@ -241,7 +242,7 @@ def render_sample(label: int, rng: np.random.Generator, cfg: SynthConfig) -> Sam
     ct, st = np.cos(theta), np.sin(theta)
     r1 = np.sqrt(k * asp)
     d1 = 1 + _HEAD_OFFSET * r1
-    ex1, ey1 = np.sqrt(ct ** 2 + (asp * st) ** 2), np.sqrt(st ** 2 + (asp * ct) ** 2)
+    ex1, ey1 = np.sqrt(ct**2 + (asp * st) ** 2), np.sqrt(st**2 + (asp * ct) ** 2)
     w1 = max(ex1, d1 * ct + r1) - min(-ex1, d1 * ct - r1)
     h1 = max(ey1, d1 * st + r1) - min(-ey1, d1 * st - r1)
     a = scale / max(w1, h1)
@@ -268,13 +269,16 @@ def render_sample(label: int, rng: np.random.Generator, cfg: SynthConfig) -> Sam
     c1, c2 = _dull(rng, 0.35, 0.15, 0.5), _dull(rng, 0.35, 0.55, 0.95)
     obj = img[win]
     obj[body] = c1 + (c2 - c1) * pat[:, None]
-    hc = _hsv(label / cfg.classes + rng.uniform(-0.02, 0.02), rng.uniform(cfg.head_saturation, cfg.head_saturation + 0.2),
-             rng.uniform(0.75, 1.0))
+    hc = _hsv(
+        label / cfg.classes + rng.uniform(-0.02, 0.02),
+        rng.uniform(cfg.head_saturation, cfg.head_saturation + 0.2),
+        rng.uniform(0.75, 1.0),
+    )
     shade = 1.0 - 0.35 * (rr[head] / np.float32(r * r))
     obj[head] = hc * shade[:, None]
 
     oy, ox = rng.integers(0, s, size=2).tolist()
-    img += _noise_bank(s)[oy:oy + s, ox:ox + s] * np.float32(cfg.noise)
+    img += _noise_bank(s)[oy : oy + s, ox : ox + s] * np.float32(cfg.noise)
     out = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     mask = np.zeros((s, s), dtype=bool)
     mask[win] = body | head
@@ -304,12 +308,15 @@ def _png_bytes(arr: np.ndarray, level: int = 1) -> bytes:
     raw[:, 1:] = arr.reshape(h, -1)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (len(data).to_bytes(4, "big") + tag + data
-                + zlib.crc32(tag + data).to_bytes(4, "big"))
+        return len(data).to_bytes(4, "big") + tag + data + zlib.crc32(tag + data).to_bytes(4, "big")
 
     ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, color, 0, 0, 0])
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -318,7 +325,7 @@ def _write_new(path: Path, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -330,8 +337,10 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not overwrite:
             raise UserError(f"--out {out} is not empty; pass --overwrite to replace a synthetic tree")
         if not (out / "synthetic.json").is_file():
-            raise UserError(f"--out {out} is not empty and holds no synthetic.json; refusing to overwrite "
-                            "a folder this command did not write")
+            raise UserError(
+                f"--out {out} is not empty and holds no synthetic.json; refusing to overwrite "
+                "a folder this command did not write"
+            )
         (out / "synthetic.json").unlink()
         for sub in ("images", "segmentations"):
             if (out / sub).is_dir():
@@ -339,8 +348,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def generate_synthetic(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), *,
-                       overwrite: bool = False, progress: bool = False) -> dict:
+def generate_synthetic(
+    out: str | os.PathLike, cfg: SynthConfig = SynthConfig(), *, overwrite: bool = False, progress: bool = False
+) -> dict:
     """Write the benchmark to ``out`` (layout in the module docstring); returns a summary dict
     ``{"root", "images", "train", "val", "test", "classes", "size", "seed"}``."""
     cfg.validate()
@@ -391,6 +401,4 @@ def generate_synthetic(out: str | os.PathLike, cfg: SynthConfig = SynthConfig(),
     write("classes.txt", [f"{c + 1} {d}" for c, d in enumerate(dirs)])
     info = {"format": "wsol-synthetic", "version": 1, **asdict(cfg)}
     atomic_write_text(out / "synthetic.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return {"root": str(out), "images": total, **counts, "classes": cfg.classes, "size": cfg.size,
-            "seed": cfg.seed}
-
+    return {"root": str(out), "images": total, **counts, "classes": cfg.classes, "size": cfg.size, "seed": cfg.seed}

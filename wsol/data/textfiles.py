@@ -9,8 +9,9 @@ from eval.metadata import Problem, read_lines
 __all__ = ["read_table"]
 
 
-def read_table(path: Path, ncols: int, fmt: str, problems: list[Problem], *, required: bool = True,
-               split_max: int | None = None) -> list[tuple[int, list[str]]]:
+def read_table(
+    path: Path, ncols: int, fmt: str, problems: list[Problem], *, required: bool = True, split_max: int | None = None
+) -> list[tuple[int, list[str]]]:
     """``(line_number, fields)`` of every well-formed line of a whitespace-separated table.
 
     A line must have exactly ``ncols`` fields (or, with ``split_max``, at least ``ncols``: the line

@@ -29,8 +29,18 @@ from torchvision.transforms import v2
 from eval.boxes import continuous_to_inclusive, inclusive_to_continuous, rescale_boxes_wsolevaluation
 from wsol.registry import Registry
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preset", "PRESETS", "train_transform", "to_bounding_boxes",
-           "follow_boxes", "encode_mask", "centre_crop_offsets", "cutmix_resize_size"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Preset",
+    "PRESETS",
+    "train_transform",
+    "to_bounding_boxes",
+    "follow_boxes",
+    "encode_mask",
+    "centre_crop_offsets",
+    "cutmix_resize_size",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,16 +57,20 @@ def centre_crop_offsets(height: int, width: int, crop: int) -> tuple[int, int]:
 
 
 def _to_tensor_steps() -> list:
-    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))]
+    return [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD)),
+    ]
 
 
 def to_bounding_boxes(boxes: np.ndarray, width: int, height: int) -> tv_tensors.BoundingBoxes:
     """Inclusive int boxes ``[K, 4]`` of a ``width x height`` image -> ``BoundingBoxes`` (XYXY,
     continuous, float32, canvas ``(height, width)``)."""
     cont = inclusive_to_continuous(boxes) if len(boxes) else np.zeros((0, 4))
-    return tv_tensors.BoundingBoxes(torch.as_tensor(cont, dtype=torch.float32), format="XYXY",
-                                    canvas_size=(height, width))
+    return tv_tensors.BoundingBoxes(
+        torch.as_tensor(cont, dtype=torch.float32), format="XYXY", canvas_size=(height, width)
+    )
 
 
 def follow_boxes(boxes: tv_tensors.BoundingBoxes) -> np.ndarray:
@@ -78,8 +92,9 @@ def _continuous_in_frame(arr: np.ndarray, width: int, height: int) -> np.ndarray
     return continuous_to_inclusive(arr[keep], width, height)
 
 
-def encode_mask(fg_masks: list[np.ndarray], ignore: np.ndarray | None, out_size: tuple[int, int],
-                crop: int | None = None) -> np.ndarray:
+def encode_mask(
+    fg_masks: list[np.ndarray], ignore: np.ndarray | None, out_size: tuple[int, int], crop: int | None = None
+) -> np.ndarray:
     """Protocol 3.2 mask: uint8 ``[H, W]`` with 1 fg, 0 bg, 255 ignore.
 
     ``fg_masks``: grayscale uint8 arrays (any size), resized with ``INTER_NEAREST`` to
@@ -98,7 +113,7 @@ def encode_mask(fg_masks: list[np.ndarray], ignore: np.ndarray | None, out_size:
         out[ign] = 255
     if crop is not None:
         top, left = centre_crop_offsets(h, w, crop)
-        out = np.ascontiguousarray(out[top:top + crop, left:left + crop])
+        out = np.ascontiguousarray(out[top : top + crop, left : left + crop])
     return out
 
 
@@ -147,23 +162,27 @@ class Preset:
             "preset": self.name,
             "resize": [r, r],
             "center_crop": size if self.crop else None,
-            "gt_boxes": ("follow resize + centre crop, clip, continuous_to_inclusive" if self.crop
-                         else "rescale_boxes_wsolevaluation (per-coordinate int() truncation)"),
+            "gt_boxes": (
+                "follow resize + centre crop, clip, continuous_to_inclusive"
+                if self.crop
+                else "rescale_boxes_wsolevaluation (per-coordinate int() truncation)"
+            ),
             "normalize": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         }
 
 
 PRESETS: Registry[Preset] = Registry("evaluation preset")
 PRESETS.register("wsolevaluation", help="resize to SxS, no crop; GT by the int() rescale rule")(
-    Preset("wsolevaluation", crop=False,
-           description="resize to SxS (no crop); GT boxes rescaled with int() truncation"))
+    Preset("wsolevaluation", crop=False, description="resize to SxS (no crop); GT boxes rescaled with int() truncation")
+)
 PRESETS.register("cutmix", help="resize to S*256/224, centre-crop S; GT boxes follow and are clipped")(
-    Preset("cutmix", crop=True,
-           description="resize to round(S*256/224) square, centre-crop S; GT boxes mapped and clipped"))
+    Preset(
+        "cutmix", crop=True, description="resize to round(S*256/224) square, centre-crop S; GT boxes mapped and clipped"
+    )
+)
 
 
-def train_transform(size: int, resize: int | None = None, crop: bool = True,
-                    flip: bool = True) -> v2.Compose:
+def train_transform(size: int, resize: int | None = None, crop: bool = True, flip: bool = True) -> v2.Compose:
     """Training pipeline (PIL RGB + boxes in, normalized float32 ``[3, size, size]`` out).
 
     * ``crop`` and ``resize is None``: ``RandomResizedCrop(size)`` (ImageNet recipe);

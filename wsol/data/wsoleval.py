@@ -29,12 +29,13 @@ def resolve_split_dir(metadata_dir: str | Path | None, split: str) -> Path:
         return md / split
     if (md / "image_ids.txt").is_file():
         return md
-    raise UserError(f"no wsolevaluation metadata for split {split!r}: neither {md / split / 'image_ids.txt'} "
-                    f"nor {md / 'image_ids.txt'} exists")
+    raise UserError(
+        f"no wsolevaluation metadata for split {split!r}: neither {md / split / 'image_ids.txt'} "
+        f"nor {md / 'image_ids.txt'} exists"
+    )
 
 
-def scan_wsolevaluation(root: str | Path, split: str = "test", *,
-                        metadata_dir: str | Path | None = None) -> Scan:
+def scan_wsolevaluation(root: str | Path, split: str = "test", *, metadata_dir: str | Path | None = None) -> Scan:
     """Records of one wsolevaluation split (no image opened); problems from the metadata parser."""
     split_dir = resolve_split_dir(metadata_dir, split)
     root = Path(root)
@@ -46,14 +47,28 @@ def scan_wsolevaluation(root: str | Path, split: str = "test", *,
             continue  # reported by the parser
         masks = tuple(root / m for m in meta.masks.get(iid, ()))
         ign = meta.ignore.get(iid)
-        records.append(Record(
-            image_id=iid, path=root / iid, label=meta.labels[iid],
-            boxes=meta.boxes.get(iid, no_boxes()), mask_paths=masks,
-            ignore_path=root / ign if ign else None, size=meta.sizes.get(iid),
-            source=f"{ids_file}:{meta.id_lines.get(iid, '?')}",
-            label_source=f"{split_dir / 'class_labels.txt'}:{meta.label_lines.get(iid, '?')}"))
+        records.append(
+            Record(
+                image_id=iid,
+                path=root / iid,
+                label=meta.labels[iid],
+                boxes=meta.boxes.get(iid, no_boxes()),
+                mask_paths=masks,
+                ignore_path=root / ign if ign else None,
+                size=meta.sizes.get(iid),
+                source=f"{ids_file}:{meta.id_lines.get(iid, '?')}",
+                label_source=f"{split_dir / 'class_labels.txt'}:{meta.label_lines.get(iid, '?')}",
+            )
+        )
     class_names = [str(k) for k in range(meta.num_classes)]
     files = [split_dir / n for n in ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")]
-    return Scan(format="wsolevaluation", split=split_dir.name, root=root, records=records,
-                class_names=class_names, problems=list(meta.problems), default_size=224,
-                annotation_files=files)
+    return Scan(
+        format="wsolevaluation",
+        split=split_dir.name,
+        root=root,
+        records=records,
+        class_names=class_names,
+        problems=list(meta.problems),
+        default_size=224,
+        annotation_files=files,
+    )

@@ -89,8 +89,10 @@ def _run_parallel(jobs: dict[str, list[str]], logs: Path, parallel: int, env: di
                 if proc.returncode != 0:
                     failed.append(name)
     if failed:
-        tails = "\n".join(f"--- {n} (log {logs / (n + '.log')}):\n" +
-                          "\n".join((logs / f"{n}.log").read_text().splitlines()[-15:]) for n in failed)
+        tails = "\n".join(
+            f"--- {n} (log {logs / (n + '.log')}):\n" + "\n".join((logs / f"{n}.log").read_text().splitlines()[-15:])
+            for n in failed
+        )
         raise UserError(f"demo stage failed for {', '.join(failed)}\n{tails}")
 
 
@@ -126,10 +128,25 @@ def run_demo(cfg: DemoConfig) -> Path:
         st.say(f"1/5 generating the synthetic benchmark in {data}")
         if data.exists():
             shutil.rmtree(data)
-        subprocess.run(_wsol("data", "synth", "--out", str(data), "--classes", str(cfg.classes),
-                             "--train-per-class", str(cfg.train_per_class),
-                             "--test-per-class", str(cfg.test_per_class), "--size", str(cfg.size),
-                             "--seed", str(cfg.seed)), check=True)
+        subprocess.run(
+            _wsol(
+                "data",
+                "synth",
+                "--out",
+                str(data),
+                "--classes",
+                str(cfg.classes),
+                "--train-per-class",
+                str(cfg.train_per_class),
+                "--test-per-class",
+                str(cfg.test_per_class),
+                "--size",
+                str(cfg.size),
+                "--seed",
+                str(cfg.seed),
+            ),
+            check=True,
+        )
         st.mark("synth")
     else:
         st.say("1/5 synthetic benchmark: reusing")
@@ -138,14 +155,22 @@ def run_demo(cfg: DemoConfig) -> Path:
     runs = [(a, s) for s in seeds for a in cfg.augs]
     todo = [(a, s) for a, s in runs if not st.done(f"train_{run_name(cfg, a, s)}")]
     what = f"{len(cfg.augs)} models" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
-    st.say(f"2/5 training {what} with synthetic_cpu ({len(todo)} to do, "
-           f"{cfg.parallel} in parallel, 1 thread each)")
+    st.say(f"2/5 training {what} with synthetic_cpu ({len(todo)} to do, {cfg.parallel} in parallel, 1 thread each)")
     jobs = {}
     for aug, seed in todo:
         name = run_name(cfg, aug, seed)
         sets = [f"data_root={data}", "threads=1", f"seed={seed}", *cfg.train_set]
-        jobs[f"train_{name}"] = _wsol("train", "--recipe", "synthetic_cpu", "--aug", aug, "--resume",
-                                      "--out", str(root / "train" / name), *sum((["--set", s] for s in sets), []))
+        jobs[f"train_{name}"] = _wsol(
+            "train",
+            "--recipe",
+            "synthetic_cpu",
+            "--aug",
+            aug,
+            "--resume",
+            "--out",
+            str(root / "train" / name),
+            *sum((["--set", s] for s in sets), []),
+        )
     _run_parallel(jobs, root / "logs", cfg.parallel, single)
     for name in jobs:
         st.mark(name)
@@ -155,10 +180,24 @@ def run_demo(cfg: DemoConfig) -> Path:
     jobs = {}
     for aug, seed in todo:
         name = run_name(cfg, aug, seed)
-        jobs[f"eval_{name}"] = _wsol("evaluate", "--checkpoint", str(root / "train" / name / "last.pt"),
-                                     "--dataset", "synthetic", "--data-root", str(data), "--split", "test",
-                                     "--device", "cpu", "--workers", "0", "--overwrite",
-                                     "--output", str(root / "eval" / name / "result.json"))
+        jobs[f"eval_{name}"] = _wsol(
+            "evaluate",
+            "--checkpoint",
+            str(root / "train" / name / "last.pt"),
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            str(data),
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--overwrite",
+            "--output",
+            str(root / "eval" / name / "result.json"),
+        )
     _run_parallel(jobs, root / "logs", min(cfg.parallel, n_cores), single)
     for name in jobs:
         st.mark(name)
@@ -176,9 +215,21 @@ def run_demo(cfg: DemoConfig) -> Path:
         study = seed_study({s: result_paths(root, cfg, s) for s in seeds}, names)
         write_seed_study(study, root / "seeds.md", root / "seeds.csv")
     ckpts = [str(root / "train" / a / "last.pt") for a in cfg.augs]
-    figure_job.render_cam_grid(figure_job.GridConfig(
-        checkpoints=ckpts, names=names, dataset="synthetic", data_root=str(data), split="test", images=6,
-        select="disagree", results=results, seed=cfg.seed, device="cpu", out=str(root / "cam_grid.png")))
+    figure_job.render_cam_grid(
+        figure_job.GridConfig(
+            checkpoints=ckpts,
+            names=names,
+            dataset="synthetic",
+            data_root=str(data),
+            split="test",
+            images=6,
+            select="disagree",
+            results=results,
+            seed=cfg.seed,
+            device="cpu",
+            out=str(root / "cam_grid.png"),
+        )
+    )
     figure_job.render_curves(results, root / "boxacc_curves.png", names=names)
     figure_job.render_per_class(results, root / "per_class.png", names=names)
 
@@ -188,8 +239,12 @@ def run_demo(cfg: DemoConfig) -> Path:
     return report
 
 
-HEADLINE = (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc"), ("gt_known_loc", "GT-known loc"),
-            ("top1_cls", "classification top-1"))
+HEADLINE = (
+    ("MaxBoxAccV2", "MaxBoxAccV2"),
+    ("top1_loc", "top-1 loc"),
+    ("gt_known_loc", "GT-known loc"),
+    ("top1_cls", "classification top-1"),
+)
 
 
 def summarize(comp, seeds: int = 1) -> str:
@@ -230,12 +285,16 @@ def summarize(comp, seeds: int = 1) -> str:
             sentence += "; not significant: " + ", ".join(noise)
         parts.append(sentence + ".")
     if seeds > 1:
-        parts.append(f"These are the runs of the first seed; the table across the {seeds} seeds above says "
-                     "which differences persist from seed to seed.")
+        parts.append(
+            f"These are the runs of the first seed; the table across the {seeds} seeds above says "
+            "which differences persist from seed to seed."
+        )
     else:
-        parts.append("Each method was trained once (one seed) on a small synthetic benchmark, so these are "
-                     "findings about this run, not a verdict on the methods; `wsol demo --seeds 3` repeats "
-                     "the trainings with other seeds and reports intervals across seeds.")
+        parts.append(
+            "Each method was trained once (one seed) on a small synthetic benchmark, so these are "
+            "findings about this run, not a verdict on the methods; `wsol demo --seeds 3` repeats "
+            "the trainings with other seeds and reports intervals across seeds."
+        )
     return " ".join(parts)
 
 
@@ -274,44 +333,70 @@ def lead_sentence(comp, method: str = "CutMix") -> str:
             sig[label] = row.delta
     if len(sig) == 2 and (all(d > 0 for d in sig.values()) or all(d < 0 for d in sig.values())):
         verdict = "better" if all(d > 0 for d in sig.values()) else "worse"
-        head = (f"In this one-seed run {method} localizes {verdict} than {base} on both MaxBoxAccV2 and "
-                "top-1 loc (p < 0.05)")
+        head = (
+            f"In this one-seed run {method} localizes {verdict} than {base} on both MaxBoxAccV2 and "
+            "top-1 loc (p < 0.05)"
+        )
     elif sig:
-        head = (f"In this one-seed run {method} differs from {base} at p < 0.05 only on "
-                + ", ".join(f"{k} ({'+' if d > 0 else '-'})" for k, d in sig.items())
-                + (" (in opposite directions)" if len(sig) == 2 else ""))
+        head = (
+            f"In this one-seed run {method} differs from {base} at p < 0.05 only on "
+            + ", ".join(f"{k} ({'+' if d > 0 else '-'})" for k, d in sig.items())
+            + (" (in opposite directions)" if len(sig) == 2 else "")
+        )
     else:
         head = f"In this one-seed run {method} does not differ from {base} at p < 0.05 on MaxBoxAccV2 or top-1 loc"
-    return (f"{head}: " + "; ".join(parts) + " (95 % bootstrap intervals over test images, exact paired "
-            "tests; one training seed, so the seed-to-seed spread is not in these numbers).")
+    return (
+        f"{head}: " + "; ".join(parts) + " (95 % bootstrap intervals over test images, exact paired "
+        "tests; one training seed, so the seed-to-seed spread is not in these numbers)."
+    )
 
 
-def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths: Sequence[str],
-                 study=None) -> Path:
+def write_report(root: Path, cfg: DemoConfig, names: Sequence[str], result_paths: Sequence[str], study=None) -> Path:
     """``report.md``: the finding first (one sentence with numbers and intervals), then the tables
     (across seeds when ``study`` is given, then the first seed's comparison) and the figures."""
     from eval.io import atomic_write_text
-    from wsol.jobs.study import effect_sentence, seeds_markdown, compare_module
+    from wsol.jobs.study import compare_module, effect_sentence, seeds_markdown
 
     comp = compare_module().compare_results(list(result_paths), names)
     table_md = (root / "comparison.md").read_text() if (root / "comparison.md").exists() else ""
     seeds = train_seeds(cfg)
     finding = effect_sentence(study) if study is not None else lead_sentence(comp)
-    seed_text = (f"training seed {cfg.seed}" if len(seeds) == 1 else
-                 f"training seeds {seeds[0]}-{seeds[-1]}")
-    lines = ["# wsol-toolkit demo: baseline vs Cutout vs Mixup vs CutMix on the synthetic benchmark", "",
-             f"**Finding.** {finding}", "",
-             f"{cfg.classes} classes, {cfg.train_per_class} training and {cfg.test_per_class} test images per "
-             f"class, {cfg.size}x{cfg.size} px, benchmark seed {cfg.seed}, {seed_text}; recipe `synthetic_cpu` "
-             "(small_cnn). Metrics in percent with 95 % bootstrap intervals; p-values are exact McNemar tests "
-             "against the baseline on the same images.", ""]
+    seed_text = f"training seed {cfg.seed}" if len(seeds) == 1 else f"training seeds {seeds[0]}-{seeds[-1]}"
+    lines = [
+        "# wsol-toolkit demo: baseline vs Cutout vs Mixup vs CutMix on the synthetic benchmark",
+        "",
+        f"**Finding.** {finding}",
+        "",
+        f"{cfg.classes} classes, {cfg.train_per_class} training and {cfg.test_per_class} test images per "
+        f"class, {cfg.size}x{cfg.size} px, benchmark seed {cfg.seed}, {seed_text}; recipe `synthetic_cpu` "
+        "(small_cnn). Metrics in percent with 95 % bootstrap intervals; p-values are exact McNemar tests "
+        "against the baseline on the same images.",
+        "",
+    ]
     if study is not None:
         lines += [f"## Across {len(seeds)} seeds", "", seeds_markdown(study), ""]
-    lines += [f"## Results{' (seed ' + str(cfg.seed) + ')' if study is not None else ''}", "", table_md, "",
-             "## What the numbers show", "", summarize(comp, len(seeds)), "",
-             "## Figures", "",
-             "CAMs of the four models on the images where they disagree most (green: GT box, red: "
-             "predicted box):", "", "![CAM grid](cam_grid.png)", "",
-             "BoxAcc against the CAM threshold:", "", "![BoxAcc curves](boxacc_curves.png)", "",
-             "Per-class accuracy:", "", "![per-class](per_class.png)", ""]
+    lines += [
+        f"## Results{' (seed ' + str(cfg.seed) + ')' if study is not None else ''}",
+        "",
+        table_md,
+        "",
+        "## What the numbers show",
+        "",
+        summarize(comp, len(seeds)),
+        "",
+        "## Figures",
+        "",
+        "CAMs of the four models on the images where they disagree most (green: GT box, red: predicted box):",
+        "",
+        "![CAM grid](cam_grid.png)",
+        "",
+        "BoxAcc against the CAM threshold:",
+        "",
+        "![BoxAcc curves](boxacc_curves.png)",
+        "",
+        "Per-class accuracy:",
+        "",
+        "![per-class](per_class.png)",
+        "",
+    ]
     return atomic_write_text(root / "report.md", "\n".join(lines))

@@ -78,8 +78,12 @@ def result_paths(output: str) -> dict[str, Path]:
     """The result JSON and its side files (per-class CSV, config, resume log)."""
     out = Path(output)
     stem = out.with_suffix("") if out.suffix == ".json" else out
-    return {"json": out, "per_class": Path(f"{stem}.per_class.csv"), "config": Path(f"{stem}.config.json"),
-            "log": Path(f"{stem}.log.jsonl")}
+    return {
+        "json": out,
+        "per_class": Path(f"{stem}.per_class.csv"),
+        "config": Path(f"{stem}.config.json"),
+        "log": Path(f"{stem}.log.jsonl"),
+    }
 
 
 def software_versions() -> dict:
@@ -89,9 +93,15 @@ def software_versions() -> dict:
 
     from wsol import __version__
 
-    versions = {"wsol-toolkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                "torchvision": torchvision.__version__, "numpy": np.__version__, "opencv": cv2.__version__,
-                "platform": platform.platform()}
+    versions = {
+        "wsol-toolkit": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "platform": platform.platform(),
+    }
     from importlib.metadata import PackageNotFoundError, version
 
     for dist in ("grad-cam", "numba"):  # read from the metadata: importing grad-cam is slow
@@ -110,18 +120,28 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def guarded_config(cfg: EvaluateConfig, model_info: dict, checkpoint_file: str, sha256: str,
-                   device: str) -> dict[str, Any]:
+def guarded_config(
+    cfg: EvaluateConfig, model_info: dict, checkpoint_file: str, sha256: str, device: str
+) -> dict[str, Any]:
     """The resolved configuration a result depends on (what ``--resume`` compares)."""
-    plain = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-             if f.name not in _UNGUARDED and f.name != "metrics"}
+    plain = {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if f.name not in _UNGUARDED and f.name != "metrics"
+    }
     plain.pop("checkpoint")  # the file and its hash below say which weights, whatever the path's spelling
     plain.update(cfg.metrics.to_dict())
-    plain.update({"checkpoint_file": str(Path(checkpoint_file).resolve()), "checkpoint_sha256": sha256,
-                  "data_root": str(Path(cfg.data_root).resolve()),
-                  "metadata_dir": str(Path(cfg.metadata_dir).resolve()) if cfg.metadata_dir else None,
-                  "arch": model_info["arch"], "arch_options": model_info["arch_options"],
-                  "device_type": device.split(":")[0]})
+    plain.update(
+        {
+            "checkpoint_file": str(Path(checkpoint_file).resolve()),
+            "checkpoint_sha256": sha256,
+            "data_root": str(Path(cfg.data_root).resolve()),
+            "metadata_dir": str(Path(cfg.metadata_dir).resolve()) if cfg.metadata_dir else None,
+            "arch": model_info["arch"],
+            "arch_options": model_info["arch_options"],
+            "device_type": device.split(":")[0],
+        }
+    )
     return json.loads(json.dumps(plain, default=str))
 
 
@@ -132,14 +152,18 @@ def _class_count_problem(dataset: Any, num_classes: int, cfg: EvaluateConfig) ->
     bad = next((r for r in dataset.records if r.label >= num_classes), None)
     if bad is not None:
         src = getattr(bad, "label_source", "") or bad.source
-        return (f"{where} has {n} classes but the checkpoint {cfg.checkpoint} has {num_classes} outputs: "
-                f"label {bad.label} of image {bad.image_id!r}{f' ({src})' if src else ''} is out of range "
-                f"0..{num_classes - 1}")
+        return (
+            f"{where} has {n} classes but the checkpoint {cfg.checkpoint} has {num_classes} outputs: "
+            f"label {bad.label} of image {bad.image_id!r}{f' ({src})' if src else ''} is out of range "
+            f"0..{num_classes - 1}"
+        )
     if n != num_classes and not cfg.label_subset:
-        return (f"the checkpoint {cfg.checkpoint} has {num_classes} classes (its classifier's outputs) but "
-                f"{where} has {n}: evaluate a checkpoint trained on this dataset, or pass --label-subset "
-                "if the dataset's labels index the same classes as the model's outputs (e.g. an ImageNet "
-                "model on an ImageNet subset)")
+        return (
+            f"the checkpoint {cfg.checkpoint} has {num_classes} classes (its classifier's outputs) but "
+            f"{where} has {n}: evaluate a checkpoint trained on this dataset, or pass --label-subset "
+            "if the dataset's labels index the same classes as the model's outputs (e.g. an ImageNet "
+            "model on an ImageNet subset)"
+        )
     return None
 
 
@@ -151,12 +175,16 @@ def _finished(paths: dict[str, Path], new: dict[str, Any]) -> dict | None:
     if paths["config"].exists():
         old = json.loads(paths["config"].read_text(encoding="utf-8")).get("guarded")
     if old is None:
-        raise UserError(f"{paths['json']} is finished but {paths['config']} records no configuration to "
-                        "compare; pass --overwrite to evaluate again")
+        raise UserError(
+            f"{paths['json']} is finished but {paths['config']} records no configuration to "
+            "compare; pass --overwrite to evaluate again"
+        )
     diff = config_differences(old, new)
     if diff:
-        raise UserError(f"--resume: {paths['json']} was computed with another configuration "
-                        f"({'; '.join(diff)}); pass --overwrite to replace it")
+        raise UserError(
+            f"--resume: {paths['json']} was computed with another configuration "
+            f"({'; '.join(diff)}); pass --overwrite to replace it"
+        )
     return json.loads(paths["json"].read_text(encoding="utf-8"))
 
 
@@ -164,8 +192,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     """Run ``wsol evaluate``; write the result JSON, its per-image / per-class CSVs and config.
     Returns the result dict (``None`` on ranks other than 0 under torchrun)."""
     from eval.io import ensure_output_dir
-    from eval.results import to_jsonable
-    from eval.results import assemble_result, per_class_rows, rows_csv_text, write_result
+    from eval.results import assemble_result, per_class_rows, rows_csv_text, to_jsonable, write_result
     from wsol import runtime
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
@@ -180,10 +207,12 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
             raise UserError(f"{paths['json']} exists; pass --overwrite to replace it (or --resume to check it)")
         ensure_output_dir(paths["json"])  # an unwritable output fails now, not after the pass
         t0 = time.perf_counter()
-        model = load_checkpoint(cfg.checkpoint, arch=cfg.arch, map_location=info.device,
-                                **cfg.arch_options).to(info.device).eval()
-        dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
-                                preset=cfg.preset)
+        model = (
+            load_checkpoint(cfg.checkpoint, arch=cfg.arch, map_location=info.device, **cfg.arch_options)
+            .to(info.device)
+            .eval()
+        )
+        dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
         if len(dataset) == 0:
             raise UserError(f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root} has no images")
         side = int(getattr(dataset, "size", 0) or dataset[0]["image"].shape[-1])
@@ -204,23 +233,26 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         if cfg.resume and not cfg.overwrite and paths["json"].exists() and not log.exists():
             done_result = _finished(paths, guard)
             if info.is_main:
-                print(f"{paths['json']} is already finished with this configuration: nothing to do",
-                      file=sys.stderr)
+                print(f"{paths['json']} is already finished with this configuration: nothing to do", file=sys.stderr)
             return done_result
         if log.exists() and not cfg.resume:
             if not cfg.overwrite:
-                raise UserError(f"{log} holds an interrupted run: pass --resume to finish it or "
-                                "--overwrite to start over")
+                raise UserError(
+                    f"{log} holds an interrupted run: pass --resume to finish it or --overwrite to start over"
+                )
             log.unlink()
         header, rows = read_log(log)
         if rows or header is not None:
             if header is None:
-                raise UserError(f"{log} has no configuration header (written by an older version): "
-                                "pass --overwrite to start over")
+                raise UserError(
+                    f"{log} has no configuration header (written by an older version): pass --overwrite to start over"
+                )
             diff = config_differences(header, guard)
             if diff:
-                raise UserError(f"--resume: {log} was written with another configuration ({'; '.join(diff)}); "
-                                "rerun with the original options or pass --overwrite to start over")
+                raise UserError(
+                    f"--resume: {log} was written with another configuration ({'; '.join(diff)}); "
+                    "rerun with the original options or pass --overwrite to start over"
+                )
         ev = make_evaluator(dataset, cfg.metrics)
         skipped: list[dict] = []
         done: set[int] = set()
@@ -236,14 +268,27 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         workers = runtime.sweep_workers(cfg.workers)
         try:
             with ResumeLog(log, header=guard) as rlog:
-                out = run_pass(model, dataset, ev, device=info.device, batch_size=cfg.batch_size,
-                               cam_method=cfg.cam_method, workers=workers, indices=todo, log=rlog,
-                               skip_bad=cfg.skip_bad, save_scoremaps=cfg.save_scoremaps,
-                               scoremap_dtype=cfg.scoremap_dtype, progress=cfg.progress and info.is_main,
-                               loader_workers=runtime.loader_workers(workers, info.device))
+                out = run_pass(
+                    model,
+                    dataset,
+                    ev,
+                    device=info.device,
+                    batch_size=cfg.batch_size,
+                    cam_method=cfg.cam_method,
+                    workers=workers,
+                    indices=todo,
+                    log=rlog,
+                    skip_bad=cfg.skip_bad,
+                    save_scoremaps=cfg.save_scoremaps,
+                    scoremap_dtype=cfg.scoremap_dtype,
+                    progress=cfg.progress and info.is_main,
+                    loader_workers=runtime.loader_workers(workers, info.device),
+                )
         except KeyboardInterrupt:
-            raise Interrupted(f"the per-image log {log} keeps the images scored so far; rerun the same "
-                              "command with --resume to finish (same numbers as an uninterrupted run)") from None
+            raise Interrupted(
+                f"the per-image log {log} keeps the images scored so far; rerun the same "
+                "command with --resume to finish (same numbers as an uninterrupted run)"
+            ) from None
         skipped += out.skipped
         parts = runtime.gather((ev.state_dict(), skipped, out.num_without_gt), info)
         if not info.is_main:
@@ -263,28 +308,55 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         saved = None
         if cfg.save_scoremaps:
             rounded = cfg.scoremap_dtype not in (None, "float32", "float64")
-            saved = {"dir": str(cfg.save_scoremaps), "dtype": cfg.scoremap_dtype or "float32",
-                     "metrics_on": ("the saved maps rounded to " + str(cfg.scoremap_dtype)) if rounded
-                     else "the maps as computed (saving is lossless)"}
+            saved = {
+                "dir": str(cfg.save_scoremaps),
+                "dtype": cfg.scoremap_dtype or "float32",
+                "metrics_on": ("the saved maps rounded to " + str(cfg.scoremap_dtype))
+                if rounded
+                else "the maps as computed (saving is lossless)",
+            }
         result = assemble_result(
-            metrics, checkpoint=str(cfg.checkpoint), arch=minfo["arch"], arch_options=minfo["arch_options"],
-            model=minfo, cam_method=cfg.cam_method, dataset=cfg.dataset, split=cfg.split,
+            metrics,
+            checkpoint=str(cfg.checkpoint),
+            arch=minfo["arch"],
+            arch_options=minfo["arch_options"],
+            model=minfo,
+            cam_method=cfg.cam_method,
+            dataset=cfg.dataset,
+            split=cfg.split,
             preset=dataset.describe() if hasattr(dataset, "describe") else cfg.preset,
-            scoremaps=saved, num_skipped=len(skipped), skipped=skipped, num_without_gt_in_frame=without_gt,
-            processes=info.world_size, device=str(info.device), elapsed_seconds=round(elapsed, 3),
-            images_per_second=round(metrics["num_images"] / elapsed, 2) if elapsed > 0 else None)
+            scoremaps=saved,
+            num_skipped=len(skipped),
+            skipped=skipped,
+            num_without_gt_in_frame=without_gt,
+            processes=info.world_size,
+            device=str(info.device),
+            elapsed_seconds=round(elapsed, 3),
+            images_per_second=round(metrics["num_images"] / elapsed, 2) if elapsed > 0 else None,
+        )
         if saved is None:
             del result["scoremaps"]
         class_names = list(getattr(dataset, "class_names", None) or range(dataset.num_classes))
         per_class = rows_csv_text(per_class_rows(per_image, [str(c) for c in class_names]))
-        config = {**dataclasses.asdict(cfg), "metrics": cfg.metrics.to_dict(), "guarded": guard,
-                  "resolved": {"device": str(info.device), "workers": workers, "processes": info.world_size},
-                  "versions": software_versions()}
+        config = {
+            **dataclasses.asdict(cfg),
+            "metrics": cfg.metrics.to_dict(),
+            "guarded": guard,
+            "resolved": {"device": str(info.device), "workers": workers, "processes": info.world_size},
+            "versions": software_versions(),
+        }
         result = assemble_result(result, per_class=paths["per_class"].name, config=paths["config"].name)
         # one unit: a failing write leaves no partial result at any final path (the log is kept)
-        write_result(paths["json"], result, per_image=per_image, overwrite=True,
-                     side_files={paths["per_class"].name: per_class,  # names: beside the JSON
-                                 paths["config"].name: json.dumps(to_jsonable(config), indent=2) + "\n"})
+        write_result(
+            paths["json"],
+            result,
+            per_image=per_image,
+            overwrite=True,
+            side_files={
+                paths["per_class"].name: per_class,  # names: beside the JSON
+                paths["config"].name: json.dumps(to_jsonable(config), indent=2) + "\n",
+            },
+        )
         log.unlink(missing_ok=True)
         return result
     finally:

@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.compare import align_per_image, load_results, per_class_matrix
-from eval.figures import (GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, per_class_figure,
-                          save_figure)
+from eval.figures import GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, per_class_figure, save_figure
 from eval.results import PerImage, boxacc_curve_of, per_image_of
 from wsol.errors import UserError
 
@@ -66,8 +65,10 @@ PER_CLASS_METRICS = {
 
 # --------------------------------------------------------------------------- pure helpers (numpy)
 
-def denormalize_image(image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN,
-                      std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
+
+def denormalize_image(
+    image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> np.ndarray:
     """ImageNet-normalized float ``[3, H, W]`` (numpy or CPU tensor) -> displayable uint8 ``[H, W, 3]``
     (``x * std + mean``, clipped to [0, 1], times 255, rounded)."""
     x = np.asarray(image, dtype=np.float64)
@@ -88,8 +89,9 @@ def select_by_seed(num_items: int, count: int, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(num_items, size=count, replace=False))
 
 
-def disagreement_order(per_images: Sequence[PerImage], names: Sequence[str] | None = None,
-                       delta: str = "50") -> list[str]:
+def disagreement_order(
+    per_images: Sequence[PerImage], names: Sequence[str] | None = None, delta: str = "50"
+) -> list[str]:
     """Image ids sorted from most to least disagreement between models.
 
     Primary key: how evenly the models split on ``hit@<delta>`` (``min(#hit, #miss)``: 0 when all
@@ -106,8 +108,10 @@ def disagreement_order(per_images: Sequence[PerImage], names: Sequence[str] | No
     has_hits = all(hit_col in p.columns for p in per_images)
     has_iou = all(iou_col in p.columns for p in per_images)
     if not (has_hits or has_iou):
-        raise UserError(f"--select disagree: the per-image CSVs need a '{hit_col}' or '{iou_col}' column "
-                        f"({', '.join(str(p.path) for p in per_images)})")
+        raise UserError(
+            f"--select disagree: the per-image CSVs need a '{hit_col}' or '{iou_col}' column "
+            f"({', '.join(str(p.path) for p in per_images)})"
+        )
     n = len(ref)
     split = np.zeros(n)
     spread = np.zeros(n)
@@ -144,6 +148,7 @@ def _default_model_names(paths: Sequence[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------ CAM grid
 
+
 @dataclass
 class GridConfig:
     """Options of :func:`render_cam_grid` (see the module docstring for the conventions)."""
@@ -158,15 +163,15 @@ class GridConfig:
     preset: str = "wsolevaluation"
     images: int = 4
     ids: list[str] | None = None
-    select: str = "seed"                     # "seed" or "disagree" (ignored when ids are given)
-    results: list[str] | None = None         # one result JSON per checkpoint (thresholds, disagree)
+    select: str = "seed"  # "seed" or "disagree" (ignored when ids are given)
+    results: list[str] | None = None  # one result JSON per checkpoint (thresholds, disagree)
     cam_methods: list[str] = field(default_factory=lambda: ["cam"])
-    cam_class: str = "gt"                    # "gt" or "predicted"
-    threshold: float | None = None           # τ for columns without a result file (default DEFAULT_TAU)
+    cam_class: str = "gt"  # "gt" or "predicted"
+    threshold: float | None = None  # τ for columns without a result file (default DEFAULT_TAU)
     seed: int = 0
     arch: str | None = None
     arch_options: dict = field(default_factory=dict)
-    workers: int | None = None               # DataLoader processes reading the chosen images
+    workers: int | None = None  # DataLoader processes reading the chosen images
     device: str | None = None
     cmap: str = "inferno"
     width_in: float | None = None
@@ -184,8 +189,9 @@ def _read_items(dataset, indices: Sequence[int], workers: int | None) -> list[di
     from wsol.runtime import sweep_workers
 
     n = min(sweep_workers(workers), 4)
-    loader = DataLoader(CarryErrors(Subset(dataset, list(indices))), batch_size=1, num_workers=n,
-                        collate_fn=carry_collate(_first))
+    loader = DataLoader(
+        CarryErrors(Subset(dataset, list(indices))), batch_size=1, num_workers=n, collate_fn=carry_collate(_first)
+    )
     return list(iterate(loader))
 
 
@@ -196,8 +202,10 @@ def _choose_images(cfg: GridConfig, dataset, results) -> list[int]:
         unknown = [i for i in cfg.ids if i not in index]
         if unknown:
             example = f" (ids look like {records[0].image_id!r})" if records else ""
-            raise UserError(f"--ids: {len(unknown)} image id(s) not in the {cfg.dataset} {cfg.split} split: "
-                            f"{', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}{example}")
+            raise UserError(
+                f"--ids: {len(unknown)} image id(s) not in the {cfg.dataset} {cfg.split} split: "
+                f"{', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}{example}"
+            )
         return [index[i] for i in cfg.ids]
     if cfg.select == "seed":
         return select_by_seed(len(records), cfg.images, cfg.seed)
@@ -208,14 +216,18 @@ def _choose_images(cfg: GridConfig, dataset, results) -> list[int]:
         for r in results:
             pi = per_image_of(r)
             if pi is None:
-                raise UserError(f"{r.path}: no 'per_image' key; --select disagree needs the per-image CSVs "
-                                "written by `wsol evaluate`")
+                raise UserError(
+                    f"{r.path}: no 'per_image' key; --select disagree needs the per-image CSVs "
+                    "written by `wsol evaluate`"
+                )
             tables.append(pi)
         order = disagreement_order(tables, [r.name for r in results])
         missing = [i for i in order if i not in index]
         if missing:
-            raise UserError(f"{len(missing)} image(s) of the result files are not in the {cfg.dataset} "
-                            f"{cfg.split} split (e.g. {missing[0]!r}): the results and the data do not match")
+            raise UserError(
+                f"{len(missing)} image(s) of the result files are not in the {cfg.dataset} "
+                f"{cfg.split} split (e.g. {missing[0]!r}): the results and the data do not match"
+            )
         return [index[i] for i in order[: cfg.images]]
     raise UserError(f"--select must be 'seed' or 'disagree', got {cfg.select!r}")
 
@@ -255,13 +267,14 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
     results = None
     if cfg.results:
         if len(cfg.results) != len(cfg.checkpoints):
-            raise UserError(f"--results: {len(cfg.results)} result files for {len(cfg.checkpoints)} checkpoints "
-                            "(give one per checkpoint, in the same order)")
+            raise UserError(
+                f"--results: {len(cfg.results)} result files for {len(cfg.checkpoints)} checkpoints "
+                "(give one per checkpoint, in the same order)"
+            )
         results = load_results(cfg.results, names)
     device = resolve_device(cfg.device)
 
-    dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
-                            preset=cfg.preset)
+    dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
     if len(dataset) == 0:
         raise UserError(f"the {cfg.dataset} {cfg.split} split at {cfg.data_root} has no images")
     chosen = _choose_images(cfg, dataset, results)
@@ -289,26 +302,49 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
                 box = np.asarray(boxes_at_threshold(cam, tau, multi_contour=False), dtype=np.int64).reshape(-1, 4)[0]
                 iou = float(iou_inclusive(box[None], gt).max()) if len(gt) else None
                 pred = int(preds[r])
-                cells[r].append(GridCell(cam=cam, pred_box=None if not box.any() else box, iou=iou,
-                                         pred_name=class_names[pred] if pred < len(class_names) else str(pred),
-                                         correct=pred == int(it["label"])))
+                cells[r].append(
+                    GridCell(
+                        cam=cam,
+                        pred_box=None if not box.any() else box,
+                        iou=iou,
+                        pred_name=class_names[pred] if pred < len(class_names) else str(pred),
+                        correct=pred == int(it["label"]),
+                    )
+                )
         del model
-    rows = [GridRow(image=denormalize_image(it["image"].detach().cpu().numpy() if hasattr(it["image"], "detach")
-                                            else it["image"]),
-                    cells=cells[r], gt_boxes=np.asarray(it["boxes_eval"], dtype=np.int64).reshape(-1, 4),
-                    label=str(it["image_id"]),
-                    true_name=class_names[int(it["label"])] if int(it["label"]) < len(class_names) else None)
-            for r, it in enumerate(items)]
-    fig = cam_grid_figure(rows, column_names(names, cfg.cam_methods), cmap=cfg.cmap, width_in=cfg.width_in,
-                          column_notes=[f"τ = {t:.2f}" for t in taus])
+    rows = [
+        GridRow(
+            image=denormalize_image(
+                it["image"].detach().cpu().numpy() if hasattr(it["image"], "detach") else it["image"]
+            ),
+            cells=cells[r],
+            gt_boxes=np.asarray(it["boxes_eval"], dtype=np.int64).reshape(-1, 4),
+            label=str(it["image_id"]),
+            true_name=class_names[int(it["label"])] if int(it["label"]) < len(class_names) else None,
+        )
+        for r, it in enumerate(items)
+    ]
+    fig = cam_grid_figure(
+        rows,
+        column_names(names, cfg.cam_methods),
+        cmap=cfg.cmap,
+        width_in=cfg.width_in,
+        column_notes=[f"τ = {t:.2f}" for t in taus],
+    )
     return save_figure(fig, cfg.out)
 
 
 # ------------------------------------------------------------------------ curves and per class
 
-def render_curves(results: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                  names: Sequence[str] | None = None, deltas: Sequence[str] | None = None,
-                  width_in: float | None = None) -> list[Path]:
+
+def render_curves(
+    results: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    names: Sequence[str] | None = None,
+    deltas: Sequence[str] | None = None,
+    width_in: float | None = None,
+) -> list[Path]:
     """BoxAcc-versus-threshold curves of the result files (their ``BoxAcc_curve`` key), one panel per
     IoU threshold in ``deltas`` (default: all they share). Writes ``out`` as PNG and PDF."""
     loaded = load_results(results, names)
@@ -323,15 +359,24 @@ def render_curves(results: Sequence[str | os.PathLike], out: str | os.PathLike, 
         for r in loaded:
             missing = [d for d in deltas if d not in curves[r.name]]
             if missing:
-                raise UserError(f"{r.path}: BoxAcc_curve has no IoU threshold {', '.join(missing)} "
-                                f"(it has {', '.join(curves[r.name])})")
+                raise UserError(
+                    f"{r.path}: BoxAcc_curve has no IoU threshold {', '.join(missing)} "
+                    f"(it has {', '.join(curves[r.name])})"
+                )
     fig = boxacc_curves_figure(curves, thresholds, deltas=deltas, width_in=width_in)
     return save_figure(fig, out)
 
 
-def render_per_class(results: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                     names: Sequence[str] | None = None, metric: str | None = None, max_classes: int = 15,
-                     select: str = "spread", width_in: float | None = None) -> list[Path]:
+def render_per_class(
+    results: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    names: Sequence[str] | None = None,
+    metric: str | None = None,
+    max_classes: int = 15,
+    select: str = "spread",
+    width_in: float | None = None,
+) -> list[Path]:
     """Per-class accuracy bars of the result files (their per-class CSVs). ``metric`` is a column
     of those CSVs (default: the first of ``top1_loc``, ``MaxBoxAccV2_hits``, ``gt_known_loc``,
     ``top1_cls`` that every file has). Writes ``out`` as PNG and PDF."""
@@ -342,13 +387,20 @@ def render_per_class(results: Sequence[str | os.PathLike], out: str | os.PathLik
         tables = [per_class_of(r) for r in loaded]
         for r, t in zip(loaded, tables):
             if t is None:
-                raise UserError(f"{r.path}: no 'per_class' key: per-class figures need the per-class CSV "
-                                "written by `wsol evaluate`")
+                raise UserError(
+                    f"{r.path}: no 'per_class' key: per-class figures need the per-class CSV written by `wsol evaluate`"
+                )
         common = [m for m in PER_CLASS_METRICS if all(m in t.columns for t in tables)]
         if not common:
             raise UserError("the per-class CSVs share none of the columns " + ", ".join(PER_CLASS_METRICS))
         metric = common[0]
     class_names, values = per_class_matrix(loaded, metric)
-    fig = per_class_figure(class_names, values, metric_label=PER_CLASS_METRICS.get(metric, metric),
-                           max_classes=max_classes, select=select, width_in=width_in)
+    fig = per_class_figure(
+        class_names,
+        values,
+        metric_label=PER_CLASS_METRICS.get(metric, metric),
+        max_classes=max_classes,
+        select=select,
+        width_in=width_in,
+    )
     return save_figure(fig, out)

@@ -39,21 +39,20 @@ def run_robustness(cfg: RobustnessConfig) -> dict:
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
     from wsol.model_info import describe_model, model_line
+    from wsol.robustness import FGSM_NOTE, OCCLUSION_NOTE, default_sides, fgsm_accuracy, make_loader, occlusion_accuracy
     from wsol.runtime import resolve_device, sweep_workers
-    from wsol.robustness import (FGSM_NOTE, OCCLUSION_NOTE, default_sides, fgsm_accuracy, make_loader,
-                                 occlusion_accuracy)
 
     if (cfg.attack is None) == (cfg.occlusion is None):
         raise UserError("choose exactly one of --attack and --occlusion")
-    names = cfg.names or [Path(c).stem if Path(c).stem not in ("last", "best") else Path(c).parent.name
-                          for c in cfg.checkpoints]
+    names = cfg.names or [
+        Path(c).stem if Path(c).stem not in ("last", "best") else Path(c).parent.name for c in cfg.checkpoints
+    ]
     if len(names) != len(cfg.checkpoints):
         raise UserError(f"--names gives {len(names)} names for {len(cfg.checkpoints)} checkpoints")
     out = Path(cfg.out)
     refuse_overwrite(out / "robustness.json", cfg.overwrite)
     device = resolve_device(cfg.device)
-    dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir,
-                            preset=cfg.preset)
+    dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
     workers = sweep_workers(cfg.workers) if device.type == "cuda" else 0
     loader = make_loader(dataset, cfg.batch_size, num_workers=workers)
     side = int(dataset[0]["image"].shape[-1])
@@ -65,19 +64,31 @@ def run_robustness(cfg: RobustnessConfig) -> dict:
         if cfg.attack == "fgsm":
             row = fgsm_accuracy(model, loader, cfg.eps, device=device, progress=sys.stderr.isatty())
         else:
-            row = occlusion_accuracy(model, loader, default_sides(side, cfg.steps), cfg.occlusion,
-                                     device=device, progress=sys.stderr.isatty())
+            row = occlusion_accuracy(
+                model,
+                loader,
+                default_sides(side, cfg.steps),
+                cfg.occlusion,
+                device=device,
+                progress=sys.stderr.isatty(),
+            )
         rows.append({"name": name, "checkpoint": str(path), "model": minfo, **row})
-    result = {"kind": "fgsm" if cfg.attack else f"occlusion_{cfg.occlusion}",
-              "note": FGSM_NOTE if cfg.attack else OCCLUSION_NOTE,
-              "dataset": cfg.dataset, "split": cfg.split, "preset": cfg.preset,
-              "device": str(device), "models": rows}
+    result = {
+        "kind": "fgsm" if cfg.attack else f"occlusion_{cfg.occlusion}",
+        "note": FGSM_NOTE if cfg.attack else OCCLUSION_NOTE,
+        "dataset": cfg.dataset,
+        "split": cfg.split,
+        "preset": cfg.preset,
+        "device": str(device),
+        "models": rows,
+    }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", dataclasses.asdict(cfg))
     if cfg.occlusion:
         from eval.figures import plot_occlusion
 
-        plot_occlusion({r["name"]: (r["sides"], r["top1"]) for r in rows}, cfg.occlusion,
-                       out / f"occlusion_{cfg.occlusion}.png")
+        plot_occlusion(
+            {r["name"]: (r["sides"], r["top1"]) for r in rows}, cfg.occlusion, out / f"occlusion_{cfg.occlusion}.png"
+        )
     atomic_write_json(out / "robustness.json", result)
     return result

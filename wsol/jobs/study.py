@@ -30,11 +30,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EFFECT_METRICS = (("MaxBoxAccV2", "MaxBoxAccV2"), ("top1_loc", "top-1 loc"))
-TABLE_METRICS = ("MaxBoxAccV2", "MaxBoxAcc@30", "MaxBoxAcc@50", "MaxBoxAcc@70", "top1_loc", "gt_known_loc",
-                 "top1_cls", "PxAP")
-LABELS = {"MaxBoxAccV2": "MaxBoxAccV2", "MaxBoxAcc@30": "MaxBoxAcc@30", "MaxBoxAcc@50": "MaxBoxAcc@50",
-          "MaxBoxAcc@70": "MaxBoxAcc@70", "top1_loc": "top-1 loc", "gt_known_loc": "GT-known loc",
-          "top1_cls": "classification top-1", "PxAP": "PxAP"}
+TABLE_METRICS = (
+    "MaxBoxAccV2",
+    "MaxBoxAcc@30",
+    "MaxBoxAcc@50",
+    "MaxBoxAcc@70",
+    "top1_loc",
+    "gt_known_loc",
+    "top1_cls",
+    "PxAP",
+)
+LABELS = {
+    "MaxBoxAccV2": "MaxBoxAccV2",
+    "MaxBoxAcc@30": "MaxBoxAcc@30",
+    "MaxBoxAcc@50": "MaxBoxAcc@50",
+    "MaxBoxAcc@70": "MaxBoxAcc@70",
+    "top1_loc": "top-1 loc",
+    "gt_known_loc": "GT-known loc",
+    "top1_cls": "classification top-1",
+    "PxAP": "PxAP",
+}
 INTERVAL = "95 % Student-t interval across seeds (N - 1 degrees of freedom)"
 
 
@@ -99,8 +114,9 @@ class SeedStudy:
         return self.cells[(model, metric)]
 
 
-def seed_study(results: Mapping[int, Sequence[str | os.PathLike]], names: Sequence[str],
-               metrics: Sequence[str] = TABLE_METRICS) -> SeedStudy:
+def seed_study(
+    results: Mapping[int, Sequence[str | os.PathLike]], names: Sequence[str], metrics: Sequence[str] = TABLE_METRICS
+) -> SeedStudy:
     """Build the study from ``results[seed]`` = result files in the order of ``names`` (first =
     baseline). Metrics absent from every comparison are dropped."""
     compare_results = compare_module().compare_results
@@ -147,26 +163,37 @@ def seeds_markdown(study: SeedStudy) -> str:
     p-value against the baseline of that seed."""
     n = len(study.seeds)
     seeds = ", ".join(str(s) for s in study.seeds)
-    lines = [f"| Metric | Model | mean [95 % CI] over {n} seed{'s' if n > 1 else ''} | per seed ({seeds}) | "
-             f"Δ vs {study.baseline} [95 % CI] | paired p per seed |",
-             "|---|---|---:|---|---:|---|"]
+    lines = [
+        f"| Metric | Model | mean [95 % CI] over {n} seed{'s' if n > 1 else ''} | per seed ({seeds}) | "
+        f"Δ vs {study.baseline} [95 % CI] | paired p per seed |",
+        "|---|---|---:|---|---:|---|",
+    ]
     for m in study.metrics:
         for k, name in enumerate(study.names):
             c = study.cell(name, m)
             per_seed = " / ".join("—" if v is None else f"{v:.1f}" for v in c.values)
             delta = "" if k == 0 else _fmt_ci(c.delta_summary(), signed=True)
             ps = "" if k == 0 else " / ".join(_fmt_p(p) for p in c.p_values)
-            lines.append(f"| {LABELS.get(m, m) if k == 0 else ''} | {name} | {_fmt_ci(c.summary())} | {per_seed} | "
-                         f"{delta} | {ps} |")
+            lines.append(
+                f"| {LABELS.get(m, m) if k == 0 else ''} | {name} | {_fmt_ci(c.summary())} | {per_seed} | "
+                f"{delta} | {ps} |"
+            )
     lines.append("")
-    notes = [f"Values in percent. Mean over training seeds {seeds} (same benchmark, same test images); "
-             + (f"[low, high] = {INTERVAL}, t quantile t(0.975, {n - 1}); not clipped to [0, 100], so with "
-                "few seeds a bound can pass 0 or 100." if n > 1 else
-                "one seed: no interval across seeds (see the per-seed bootstrap intervals).")]
-    notes.append(f"Δ = method minus {study.baseline} trained with the same seed, in points, averaged over seeds "
-                 "with the same t-interval. Paired p per seed = exact McNemar test on the per-image hits "
-                 "(MaxBoxAccV2: exact sign test on the per-image mean hit), as in the per-seed comparison; "
-                 "not adjusted for multiple comparisons. PxAP has no per-image test.")
+    notes = [
+        f"Values in percent. Mean over training seeds {seeds} (same benchmark, same test images); "
+        + (
+            f"[low, high] = {INTERVAL}, t quantile t(0.975, {n - 1}); not clipped to [0, 100], so with "
+            "few seeds a bound can pass 0 or 100."
+            if n > 1
+            else "one seed: no interval across seeds (see the per-seed bootstrap intervals)."
+        )
+    ]
+    notes.append(
+        f"Δ = method minus {study.baseline} trained with the same seed, in points, averaged over seeds "
+        "with the same t-interval. Paired p per seed = exact McNemar test on the per-image hits "
+        "(MaxBoxAccV2: exact sign test on the per-image mean hit), as in the per-seed comparison; "
+        "not adjusted for multiple comparisons. PxAP has no per-image test."
+    )
     lines.extend(f"- {t}" for t in notes)
     return "\n".join(lines) + "\n"
 
@@ -176,8 +203,7 @@ def seeds_csv(study: SeedStudy) -> str:
     ``ci_low``/``ci_high`` (value) and ``delta_low``/``delta_high``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["metric", "model", "seed", "value", "ci_low", "ci_high", "delta", "delta_low", "delta_high",
-                "p_value"])
+    w.writerow(["metric", "model", "seed", "value", "ci_low", "ci_high", "delta", "delta_low", "delta_high", "p_value"])
 
     def num(v):
         return "" if v is None else format(v, ".10g")
@@ -188,8 +214,20 @@ def seeds_csv(study: SeedStudy) -> str:
             for s, v, d, p in zip(study.seeds, c.values, c.deltas, c.p_values):
                 w.writerow([m, name, s, num(v), "", "", num(d), "", "", num(p)])
             vs, ds = c.summary(), c.delta_summary()
-            w.writerow([m, name, "mean", num(vs and vs[0]), num(vs and vs[1]), num(vs and vs[2]),
-                        num(ds and ds[0]), num(ds and ds[1]), num(ds and ds[2]), ""])
+            w.writerow(
+                [
+                    m,
+                    name,
+                    "mean",
+                    num(vs and vs[0]),
+                    num(vs and vs[1]),
+                    num(vs and vs[2]),
+                    num(ds and ds[0]),
+                    num(ds and ds[1]),
+                    num(ds and ds[2]),
+                    "",
+                ]
+            )
     return buf.getvalue()
 
 
@@ -242,24 +280,30 @@ def effect_sentence(study: SeedStudy, method: str = "CutMix") -> str:
         if (method, metric) not in study.cells:
             continue
         c, b = study.cell(method, metric), study.cell(base, metric)
-        parts.append(f"{label} {_fmt_ci(c.summary())} vs {_fmt_ci(b.summary())} "
-                     f"(Δ {_fmt_ci(c.delta_summary(), signed=True)})")
+        parts.append(
+            f"{label} {_fmt_ci(c.summary())} vs {_fmt_ci(b.summary())} (Δ {_fmt_ci(c.delta_summary(), signed=True)})"
+        )
     numbers = "; ".join(parts)
     n = len(study.seeds)
     verdict = effect_verdict(study, method)
     if verdict is None:
-        return (f"With {n} seed{'s' if n > 1 else ''}, whether the {method} effect appears cannot be decided "
-                f"from an interval across seeds: {method} vs {base}, {numbers}.")
-    what = {"appears": f"the {method} effect appears: {method} beats {base} on both MaxBoxAccV2 and top-1 loc "
-                       "with 95 % intervals of the difference above 0",
-            "reversed": f"the {method} effect is reversed: {method} is below {base} on both MaxBoxAccV2 and "
-                        "top-1 loc with 95 % intervals of the difference below 0",
-            "not established": f"the {method} effect is not established: {_why_not(study, method)}"}[verdict]
+        return (
+            f"With {n} seed{'s' if n > 1 else ''}, whether the {method} effect appears cannot be decided "
+            f"from an interval across seeds: {method} vs {base}, {numbers}."
+        )
+    what = {
+        "appears": f"the {method} effect appears: {method} beats {base} on both MaxBoxAccV2 and top-1 loc "
+        "with 95 % intervals of the difference above 0",
+        "reversed": f"the {method} effect is reversed: {method} is below {base} on both MaxBoxAccV2 and "
+        "top-1 loc with 95 % intervals of the difference below 0",
+        "not established": f"the {method} effect is not established: {_why_not(study, method)}",
+    }[verdict]
     return f"Over {n} seeds, {what} ({method} vs {base}, mean [95 % t-interval]: {numbers})."
 
 
-def write_seed_study(study: SeedStudy, markdown: str | os.PathLike | None = None,
-                     csv_path: str | os.PathLike | None = None) -> list[Path]:
+def write_seed_study(
+    study: SeedStudy, markdown: str | os.PathLike | None = None, csv_path: str | os.PathLike | None = None
+) -> list[Path]:
     """Write the Markdown table (with the effect sentence on top) and/or the CSV atomically."""
     from eval.io import atomic_write_text
 

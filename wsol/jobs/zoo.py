@@ -23,15 +23,24 @@ metadata under ``<out>/subset-N/``; ``label_subset`` on): a quick look, not the 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from eval.settings import MetricSettings
 from wsol.errors import UserError
 
-__all__ = ["StudyConfig", "StudyPlan", "StudyStep", "DataSource", "plan_study", "format_plan", "run_study",
-           "published_markdown"]
+__all__ = [
+    "StudyConfig",
+    "StudyPlan",
+    "StudyStep",
+    "DataSource",
+    "plan_study",
+    "format_plan",
+    "run_study",
+    "published_markdown",
+]
 
 
 @dataclass
@@ -42,15 +51,15 @@ class StudyConfig:
     data_root: str
     out: str
     metadata_dir: str | None = None
-    split: str | None = None          # default: "val" (imagenet format), "test" (wsolevaluation)
-    images: int | None = None         # a quick evenly spread subset of N images
+    split: str | None = None  # default: "val" (imagenet format), "test" (wsolevaluation)
+    images: int | None = None  # a quick evenly spread subset of N images
     mirror: str | None = None
     metrics: MetricSettings = field(default_factory=MetricSettings)
     batch_size: int = 32
     device: str | None = None
     workers: int | None = None
     grid_images: int = 6
-    overwrite: bool = False           # evaluate every model again (default: finished ones are kept)
+    overwrite: bool = False  # evaluate every model again (default: finished ones are kept)
     progress: bool = True
 
 
@@ -65,17 +74,17 @@ class DataSource:
     label_subset: bool
     num_images: int
     num_classes: int
-    subset_of: int | None = None      # images in the full split when a subset is used
+    subset_of: int | None = None  # images in the full split when a subset is used
 
 
 @dataclass(frozen=True)
 class StudyStep:
     name: str
     result: Path
-    state: str                        # "finished", "interrupted" (resumes), "to run"
+    state: str  # "finished", "interrupted" (resumes), "to run"
     cached: bool
-    download: str                     # what would be fetched (or "cached: <path>")
-    download_bytes: int | None        # None: cached or size unknown
+    download: str  # what would be fetched (or "cached: <path>")
+    download_bytes: int | None  # None: cached or size unknown
     size_known: bool
     command: str
 
@@ -91,6 +100,7 @@ class StudyPlan:
 
 
 # ------------------------------------------------------------------------------------- data
+
 
 def _input(cfg: StudyConfig) -> tuple[str, str, str | None]:
     if cfg.metadata_dir:
@@ -112,10 +122,13 @@ def _subset_dir(cfg: StudyConfig) -> Path:
 
 def _subset_files(records: list) -> dict[str, str]:
     ids = [r.image_id for r in records]
-    files = {"image_ids.txt": "\n".join(ids),
-             "class_labels.txt": "\n".join(f"{r.image_id},{r.label}" for r in records),
-             "localization.txt": "\n".join(f"{r.image_id},{','.join(str(int(v)) for v in box)}"
-                                           for r in records for box in r.boxes)}
+    files = {
+        "image_ids.txt": "\n".join(ids),
+        "class_labels.txt": "\n".join(f"{r.image_id},{r.label}" for r in records),
+        "localization.txt": "\n".join(
+            f"{r.image_id},{','.join(str(int(v)) for v in box)}" for r in records for box in r.boxes
+        ),
+    }
     if all(r.size is not None for r in records):
         files["image_sizes.txt"] = "\n".join(f"{r.image_id},{r.size[0]},{r.size[1]}" for r in records)
     return files
@@ -148,14 +161,15 @@ def data_source(cfg: StudyConfig, *, write: bool) -> tuple[DataSource, list[str]
         stale = [p for p in folder.glob("*.txt") if p not in files]
         for p in stale:
             p.unlink()
-        atomic_write_many({p: t for p, t in files.items()
-                           if not (p.is_file() and p.read_text(encoding="utf-8") == t)})
-    src = DataSource("wsolevaluation", str(scan.root), "test", str(folder), True, len(chosen),
-                     scan.num_classes, subset_of=n)
+        atomic_write_many({p: t for p, t in files.items() if not (p.is_file() and p.read_text(encoding="utf-8") == t)})
+    src = DataSource(
+        "wsolevaluation", str(scan.root), "test", str(folder), True, len(chosen), scan.num_classes, subset_of=n
+    )
     return src, problems
 
 
 # ------------------------------------------------------------------------------------- plan
+
 
 def _result_state(result: Path) -> str:
     from wsol.jobs.evaluate import result_paths
@@ -167,8 +181,18 @@ def _result_state(result: Path) -> str:
 
 
 def _evaluate_command(name: str, src: DataSource, cfg: StudyConfig, study: Any, output: Path) -> str:
-    argv = ["wsol", "evaluate", "--checkpoint", f"zoo:{name}", "--dataset", src.dataset, "--data-root",
-            src.data_root, "--split", src.split]
+    argv = [
+        "wsol",
+        "evaluate",
+        "--checkpoint",
+        f"zoo:{name}",
+        "--dataset",
+        src.dataset,
+        "--data-root",
+        src.data_root,
+        "--split",
+        src.split,
+    ]
     if src.metadata_dir:
         argv += ["--metadata-dir", src.metadata_dir]
     argv += ["--preset", study.preset, "--cam-method", study.cam_method]
@@ -198,8 +222,15 @@ def _download_text(entry: Any, mirror: str | None) -> tuple[bool, str, int | Non
 
 
 def _outputs(out: Path) -> list[Path]:
-    return [out / "comparison.md", out / "comparison.csv", out / "published.md", out / "boxacc_curves.png",
-            out / "cam_grid.png", out / "study.md", out / "study.json"]
+    return [
+        out / "comparison.md",
+        out / "comparison.csv",
+        out / "published.md",
+        out / "boxacc_curves.png",
+        out / "cam_grid.png",
+        out / "study.md",
+        out / "study.json",
+    ]
 
 
 def plan_study(cfg: StudyConfig) -> StudyPlan:
@@ -212,9 +243,11 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
     if src.num_images == 0:
         problems.append(f"the {src.dataset} {src.split!r} split at {cfg.data_root} has no images")
     if src.num_classes != study.num_classes and not src.label_subset:
-        problems.append(f"the models have {study.num_classes} classes but the {src.dataset} {src.split!r} split at "
-                        f"{cfg.data_root} has {src.num_classes}: give the full class list (train/<wnid>/ folders or "
-                        "LOC_synset_mapping.txt), or --images N for a subset")
+        problems.append(
+            f"the models have {study.num_classes} classes but the {src.dataset} {src.split!r} split at "
+            f"{cfg.data_root} has {src.num_classes}: give the full class list (train/<wnid>/ folders or "
+            "LOC_synset_mapping.txt), or --images N for a subset"
+        )
     mirror = mirror_location(cfg.mirror)
     out = Path(cfg.out)
     steps = []
@@ -222,8 +255,18 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
         entry = get_entry(name)
         result = out / name / "result.json"
         cached, text, size, known = _download_text(entry, mirror)
-        steps.append(StudyStep(name, result, _result_state(result), cached, text, size, known or cached,
-                               _evaluate_command(name, src, cfg, study, result)))
+        steps.append(
+            StudyStep(
+                name,
+                result,
+                _result_state(result),
+                cached,
+                text,
+                size,
+                known or cached,
+                _evaluate_command(name, src, cfg, study, result),
+            )
+        )
     return StudyPlan(study, src, steps, _outputs(out), problems, cfg.overwrite)
 
 
@@ -231,17 +274,28 @@ def format_plan(plan: StudyPlan) -> str:
     """The plan as text (what ``wsol zoo study --plan`` prints)."""
     s, src = plan.study, plan.source
     lines = [f"study {s.name}: {len(plan.steps)} models, {s.description}"]
-    what = f"{src.num_images} images" + (f" (an evenly spread subset of {src.subset_of}, annotations written to "
-                                         f"{src.metadata_dir})" if src.subset_of is not None else "")
+    what = f"{src.num_images} images" + (
+        f" (an evenly spread subset of {src.subset_of}, annotations written to {src.metadata_dir})"
+        if src.subset_of is not None
+        else ""
+    )
     lines.append(f"data: {src.dataset} split {src.split!r} at {src.data_root}: {what}, {src.num_classes} classes")
     geometry = " (resize 256, centre crop 224)" if s.preset == "cutmix" else ""
-    lines.append(f"protocol: preset {s.preset}{geometry}, CAM {s.cam_method!r}; reference of the paired tests: "
-                 f"{s.reference}")
+    lines.append(
+        f"protocol: preset {s.preset}{geometry}, CAM {s.cam_method!r}; reference of the paired tests: {s.reference}"
+    )
     for i, st in enumerate(plan.steps, 1):
         lines.append(f"{i}. {st.name} [{st.state}]")
         lines.append(f"   weights: {st.download}")
-        action = {"finished": "finished; checked, not redone", "interrupted": "resumes from its per-image log",
-                  "to run": "evaluate"}[st.state] if not plan.overwrite else "evaluate again (--overwrite)"
+        action = (
+            {
+                "finished": "finished; checked, not redone",
+                "interrupted": "resumes from its per-image log",
+                "to run": "evaluate",
+            }[st.state]
+            if not plan.overwrite
+            else "evaluate again (--overwrite)"
+        )
         lines.append(f"   {action}: {st.command}")
     todo = [st for st in plan.steps if not st.cached]
     known = sum(st.download_bytes or 0 for st in todo)
@@ -259,6 +313,7 @@ def format_plan(plan: StudyPlan) -> str:
 
 
 # ------------------------------------------------------------------------------------- run
+
 
 def _percent(v: Any) -> str:
     return "—" if v is None else f"{float(v):.2f}"
@@ -278,8 +333,10 @@ def published_markdown(names: list[str], results: list[dict]) -> str:
     """Published (catalog) beside measured numbers, one row per entry (percent)."""
     from wsol.zoo.catalog import get_entry
 
-    head = ("| model | training | top-1 err published | top-1 err measured [95% CI] | Δ | "
-            "top-1 loc published | top-1 loc measured [95% CI] | Δ | GT-known loc | MaxBoxAccV2 [95% CI] |")
+    head = (
+        "| model | training | top-1 err published | top-1 err measured [95% CI] | Δ | "
+        "top-1 loc published | top-1 loc measured [95% CI] | Δ | GT-known loc | MaxBoxAccV2 [95% CI] |"
+    )
     rows = [head, "|" + "---|" * 10]
     for name, res in zip(names, results):
         entry = get_entry(name)
@@ -290,16 +347,32 @@ def published_markdown(names: list[str], results: list[dict]) -> str:
         loc = res.get("top1_loc")
         loc = None if loc is None else float(loc)
         v2 = res.get("MaxBoxAccV2")
-        rows.append("| " + " | ".join([
-            name, entry.augmentation, _percent(entry.published.top1_err), _with_ci(err, err_ci),
-            _diff(err, entry.published.top1_err), _percent(entry.published.top1_loc),
-            _with_ci(loc, tuple(ci["top1_loc"]) if ci.get("top1_loc") else None),
-            _diff(loc, entry.published.top1_loc), _percent(res.get("gt_known_loc")),
-            _with_ci(None if v2 is None else float(v2), tuple(ci["MaxBoxAccV2"]) if ci.get("MaxBoxAccV2") else None),
-        ]) + " |")
-    notes = ["", "Published: top-1 error from each source (CutMix-PyTorch README; torchvision acc@1); top-1 loc "
-             "from the CutMix paper, Table 9 (old protocol, ImageNet val, sigma 0.15). '—': not published / "
-             "not measured."]
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    entry.augmentation,
+                    _percent(entry.published.top1_err),
+                    _with_ci(err, err_ci),
+                    _diff(err, entry.published.top1_err),
+                    _percent(entry.published.top1_loc),
+                    _with_ci(loc, tuple(ci["top1_loc"]) if ci.get("top1_loc") else None),
+                    _diff(loc, entry.published.top1_loc),
+                    _percent(res.get("gt_known_loc")),
+                    _with_ci(
+                        None if v2 is None else float(v2), tuple(ci["MaxBoxAccV2"]) if ci.get("MaxBoxAccV2") else None
+                    ),
+                ]
+            )
+            + " |"
+        )
+    notes = [
+        "",
+        "Published: top-1 error from each source (CutMix-PyTorch README; torchvision acc@1); top-1 loc "
+        "from the CutMix paper, Table 9 (old protocol, ImageNet val, sigma 0.15). '—': not published / "
+        "not measured.",
+    ]
     for name in names:
         note = get_entry(name).published.note
         if note:
@@ -325,8 +398,9 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     study = get_study(cfg.study)
     src, problems = data_source(cfg, write=True)
     if problems:
-        raise UserError(f"the data at {cfg.data_root} has {len(problems)} problem(s); first: {problems[0]} "
-                        f"(see `wsol data check`)")
+        raise UserError(
+            f"the data at {cfg.data_root} has {len(problems)} problem(s); first: {problems[0]} (see `wsol data check`)"
+        )
     out = Path(cfg.out)
     result_paths: list[Path] = []
     results: list[dict] = []
@@ -334,12 +408,26 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         log(f"[{i}/{len(study.entries)}] {name}")
         ensure_entry(name, mirror=cfg.mirror, progress=cfg.progress)
         output = out / name / "result.json"
-        res = run_evaluate(EvaluateConfig(
-            checkpoint=f"zoo:{name}", dataset=src.dataset, data_root=src.data_root, output=str(output),
-            metadata_dir=src.metadata_dir, split=src.split, preset=study.preset, cam_method=study.cam_method,
-            metrics=cfg.metrics, batch_size=cfg.batch_size, device=cfg.device, workers=cfg.workers,
-            label_subset=src.label_subset, resume=not cfg.overwrite, overwrite=cfg.overwrite,
-            progress=cfg.progress))
+        res = run_evaluate(
+            EvaluateConfig(
+                checkpoint=f"zoo:{name}",
+                dataset=src.dataset,
+                data_root=src.data_root,
+                output=str(output),
+                metadata_dir=src.metadata_dir,
+                split=src.split,
+                preset=study.preset,
+                cam_method=study.cam_method,
+                metrics=cfg.metrics,
+                batch_size=cfg.batch_size,
+                device=cfg.device,
+                workers=cfg.workers,
+                label_subset=src.label_subset,
+                resume=not cfg.overwrite,
+                overwrite=cfg.overwrite,
+                progress=cfg.progress,
+            )
+        )
         if res is None:  # other ranks under torchrun
             return {"results": [], "outputs": []}
         result_paths.append(output)
@@ -355,25 +443,69 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     from wsol.jobs import figure as figure_job
 
     written += figure_job.render_curves([str(p) for p in result_paths], out / "boxacc_curves.png", names=names)
-    written += figure_job.render_cam_grid(figure_job.GridConfig(
-        checkpoints=[f"zoo:{n}" for n in names], names=names, dataset=src.dataset, data_root=src.data_root,
-        metadata_dir=src.metadata_dir, split=src.split, preset=study.preset, images=cfg.grid_images,
-        results=[str(p) for p in result_paths], select="disagree", cam_methods=[study.cam_method],
-        device=cfg.device, out=str(out / "cam_grid.png"), workers=cfg.workers))
+    written += figure_job.render_cam_grid(
+        figure_job.GridConfig(
+            checkpoints=[f"zoo:{n}" for n in names],
+            names=names,
+            dataset=src.dataset,
+            data_root=src.data_root,
+            metadata_dir=src.metadata_dir,
+            split=src.split,
+            preset=study.preset,
+            images=cfg.grid_images,
+            results=[str(p) for p in result_paths],
+            select="disagree",
+            cam_methods=[study.cam_method],
+            device=cfg.device,
+            out=str(out / "cam_grid.png"),
+            workers=cfg.workers,
+        )
+    )
 
-    subset = (f" (an evenly spread subset of {src.num_images} of {src.subset_of} images: a quick look, not the "
-              "published protocol)" if src.subset_of is not None else "")
-    page = [f"# Study {study.name}", "", study.description + ".", "",
-            f"Data: {src.dataset} split {src.split!r} at {src.data_root}, {src.num_images} images{subset}.", "",
-            "## Published beside measured", "", published, "## Comparison (95% intervals; paired tests against "
-            f"{study.reference})", "", comparison_markdown(comp, 2), "## Figures", "",
-            "![BoxAcc against the CAM threshold](boxacc_curves.png)", "", "![CAM grid](cam_grid.png)", ""]
+    subset = (
+        f" (an evenly spread subset of {src.num_images} of {src.subset_of} images: a quick look, not the "
+        "published protocol)"
+        if src.subset_of is not None
+        else ""
+    )
+    page = [
+        f"# Study {study.name}",
+        "",
+        study.description + ".",
+        "",
+        f"Data: {src.dataset} split {src.split!r} at {src.data_root}, {src.num_images} images{subset}.",
+        "",
+        "## Published beside measured",
+        "",
+        published,
+        f"## Comparison (95% intervals; paired tests against {study.reference})",
+        "",
+        comparison_markdown(comp, 2),
+        "## Figures",
+        "",
+        "![BoxAcc against the CAM threshold](boxacc_curves.png)",
+        "",
+        "![CAM grid](cam_grid.png)",
+        "",
+    ]
     written.append(atomic_write_text(out / "study.md", "\n".join(page)))
-    summary = {"study": study.name, "entries": names, "reference": study.reference,
-               "data": {"dataset": src.dataset, "data_root": src.data_root, "split": src.split,
-                        "metadata_dir": src.metadata_dir, "num_images": src.num_images, "subset_of": src.subset_of},
-               "preset": study.preset, "cam_method": study.cam_method, "metrics": cfg.metrics.to_dict(),
-               "results": {n: str(p) for n, p in zip(names, result_paths)},
-               "outputs": [str(p) for p in written]}
+    summary = {
+        "study": study.name,
+        "entries": names,
+        "reference": study.reference,
+        "data": {
+            "dataset": src.dataset,
+            "data_root": src.data_root,
+            "split": src.split,
+            "metadata_dir": src.metadata_dir,
+            "num_images": src.num_images,
+            "subset_of": src.subset_of,
+        },
+        "preset": study.preset,
+        "cam_method": study.cam_method,
+        "metrics": cfg.metrics.to_dict(),
+        "results": {n: str(p) for n, p in zip(names, result_paths)},
+        "outputs": [str(p) for p in written],
+    }
     written.append(atomic_write_json(out / "study.json", json.loads(json.dumps(summary, default=str))))
     return {"results": [str(p) for p in result_paths], "outputs": [str(p) for p in written]}

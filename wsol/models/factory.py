@@ -24,8 +24,10 @@ def create_model(name: str, num_classes: int, **options: Any):
     accepted = [p for p in params if p != "num_classes"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise UserError(f"model {name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
-                        f"it accepts: {', '.join(accepted) or '(none)'}")
+        raise UserError(
+            f"model {name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
+            f"it accepts: {', '.join(accepted) or '(none)'}"
+        )
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise UserError(f"model {name!r}: num_classes must be a positive integer, got {num_classes!r}")
     return factory(num_classes=num_classes, **options)

@@ -114,13 +114,11 @@ class WSOLInceptionV3(WSOLModel):
 
 
 @MODELS.register("inception_v3", help="InceptionV3-CAM, SPG_A4 1x1 class-map head (14x14 CAM at 224)")
-def inception_v3(num_classes: int, large_feature_map: bool = False,
-                 pretrained: bool = False) -> WSOLInceptionV3:
+def inception_v3(num_classes: int, large_feature_map: bool = False, pretrained: bool = False) -> WSOLInceptionV3:
     """InceptionV3 CAM variant; ``large_feature_map`` skips the pool after Mixed_5d (28x28)."""
     model = WSOLInceptionV3(num_classes, large_feature_map)
     if pretrained:
         tv = torchvision_state_dict("Inception_V3_Weights.IMAGENET1K_V1")
         drop = ("Mixed_7", "AuxLogits", "fc.")
-        load_partial(model, {k: v for k, v in tv.items() if not k.startswith(drop)},
-                     "inception_v3 ImageNet init")
+        load_partial(model, {k: v for k, v in tv.items() if not k.startswith(drop)}, "inception_v3 ImageNet init")
     return model

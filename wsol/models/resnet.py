@@ -58,8 +58,9 @@ class WSOLResNet(WSOLModel):
     def __init__(self, arch: str, num_classes: int, large_feature_map: bool, layer4_stride: int) -> None:
         if layer4_stride not in (1, 2):
             raise UserError(f"{arch}: layer4_stride must be 1 or 2, got {layer4_stride!r}")
-        super().__init__(num_classes, {"large_feature_map": bool(large_feature_map),
-                                       "layer4_stride": int(layer4_stride)})
+        super().__init__(
+            num_classes, {"large_feature_map": bool(large_feature_map), "layer4_stride": int(layer4_stride)}
+        )
         self.arch = arch
         block, layers, _ = _SPECS[arch]
         tv = tv_resnet.ResNet(block, layers, num_classes=num_classes, **_GROUPS.get(arch, {}))
@@ -74,8 +75,13 @@ class WSOLResNet(WSOLModel):
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
 
     def stages(self) -> list[Callable[[Tensor], Tensor]]:
-        return [self._stem, lambda x: self.layer1(x), lambda x: self.layer2(x),
-                lambda x: self.layer3(x), lambda x: self.layer4(x)]
+        return [
+            self._stem,
+            lambda x: self.layer1(x),
+            lambda x: self.layer2(x),
+            lambda x: self.layer3(x),
+            lambda x: self.layer4(x),
+        ]
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.fc(self.avgpool(features).flatten(1))
@@ -84,11 +90,12 @@ class WSOLResNet(WSOLModel):
         return linear_class_maps(features, self.fc.weight, targets)
 
 
-def _build(arch: str, num_classes: int, large_feature_map: bool, layer4_stride: int,
-           pretrained: bool) -> WSOLResNet:
+def _build(arch: str, num_classes: int, large_feature_map: bool, layer4_stride: int, pretrained: bool) -> WSOLResNet:
     if pretrained and _SPECS[arch][2] is None:
-        raise UserError(f"{arch} has no torchvision ImageNet weights; load a checkpoint instead "
-                        "(e.g. --checkpoint zoo:resnext101-32x4d-cutmix)")
+        raise UserError(
+            f"{arch} has no torchvision ImageNet weights; load a checkpoint instead "
+            "(e.g. --checkpoint zoo:resnext101-32x4d-cutmix)"
+        )
     model = WSOLResNet(arch, num_classes, large_feature_map, layer4_stride)
     if pretrained:
         state = torchvision_state_dict(_SPECS[arch][2])
@@ -99,42 +106,48 @@ def _build(arch: str, num_classes: int, large_feature_map: bool, layer4_stride: 
 
 
 @MODELS.register("resnet50", help="ResNet-50, wsolevaluation layout (layer4 stride 1: 14x14 CAM at 224)")
-def resnet50(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 1,
-             pretrained: bool = False) -> WSOLResNet:
+def resnet50(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 1, pretrained: bool = False
+) -> WSOLResNet:
     """ResNet-50; layer4 stride 1 (wsolevaluation) unless ``layer4_stride=2`` (torchvision/CutMix)."""
     return _build("resnet50", num_classes, large_feature_map, layer4_stride, pretrained)
 
 
 @MODELS.register("resnet18", help="torchvision ResNet-18 (7x7 CAM at 224)")
-def resnet18(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
-             pretrained: bool = False) -> WSOLResNet:
+def resnet18(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2, pretrained: bool = False
+) -> WSOLResNet:
     """torchvision ResNet-18 layout."""
     return _build("resnet18", num_classes, large_feature_map, layer4_stride, pretrained)
 
 
 @MODELS.register("resnet34", help="torchvision ResNet-34 (7x7 CAM at 224)")
-def resnet34(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
-             pretrained: bool = False) -> WSOLResNet:
+def resnet34(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2, pretrained: bool = False
+) -> WSOLResNet:
     """torchvision ResNet-34 layout."""
     return _build("resnet34", num_classes, large_feature_map, layer4_stride, pretrained)
 
 
 @MODELS.register("resnet101", help="torchvision ResNet-101 (7x7 CAM at 224)")
-def resnet101(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
-              pretrained: bool = False) -> WSOLResNet:
+def resnet101(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2, pretrained: bool = False
+) -> WSOLResNet:
     """torchvision ResNet-101 layout (Bottleneck, [3, 4, 23, 3])."""
     return _build("resnet101", num_classes, large_feature_map, layer4_stride, pretrained)
 
 
 @MODELS.register("resnet152", help="torchvision ResNet-152 (7x7 CAM at 224)")
-def resnet152(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
-              pretrained: bool = False) -> WSOLResNet:
+def resnet152(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2, pretrained: bool = False
+) -> WSOLResNet:
     """torchvision ResNet-152 layout (Bottleneck, [3, 8, 36, 3])."""
     return _build("resnet152", num_classes, large_feature_map, layer4_stride, pretrained)
 
 
 @MODELS.register("resnext101_32x4d", help="ResNeXt-101 32x4d, torchvision definition (7x7 CAM at 224)")
-def resnext101_32x4d(num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2,
-                     pretrained: bool = False) -> WSOLResNet:
+def resnext101_32x4d(
+    num_classes: int, large_feature_map: bool = False, layer4_stride: int = 2, pretrained: bool = False
+) -> WSOLResNet:
     """torchvision ``ResNet(Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4)``."""
     return _build("resnext101_32x4d", num_classes, large_feature_map, layer4_stride, pretrained)

@@ -25,8 +25,9 @@ _NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)
+    )
 
 
 class SmallCNN(WSOLModel):
@@ -62,8 +63,7 @@ class SmallCNN(WSOLModel):
 
 
 @MODELS.register("small_cnn", help="small fast GAP CNN for 64px synthetic data (16x16 CAM at 64)")
-def small_cnn(num_classes: int, widths: Sequence[int] = DEFAULT_WIDTHS,
-              pretrained: bool = False) -> SmallCNN:
+def small_cnn(num_classes: int, widths: Sequence[int] = DEFAULT_WIDTHS, pretrained: bool = False) -> SmallCNN:
     """Small GAP CNN (5 conv-BN-ReLU stages, strides 2,1,2,1,1). No pretrained weights exist."""
     if pretrained:
         raise UserError("small_cnn has no pretrained weights; train it from scratch")

@@ -94,7 +94,8 @@ def vgg16(num_classes: int, large_feature_map: bool = False, pretrained: bool = 
         tv = torchvision_state_dict("VGG16_Weights.IMAGENET1K_V1")
         tv_idx = sorted({int(k.split(".")[1]) for k in tv if k.startswith("features.")})
         our_idx = [i for i, m in enumerate(model.features) if isinstance(m, nn.Conv2d)]
-        state = {f"features.{o}.{s}": tv[f"features.{t}.{s}"]
-                 for t, o in zip(tv_idx, our_idx) for s in ("weight", "bias")}
+        state = {
+            f"features.{o}.{s}": tv[f"features.{t}.{s}"] for t, o in zip(tv_idx, our_idx) for s in ("weight", "bias")
+        }
         load_partial(model, state, "vgg16 ImageNet init")
     return model

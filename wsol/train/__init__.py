@@ -34,5 +34,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'wsol.train' has no attribute {name!r}")
 
 
-__all__ = ["TrainConfig", "train", "load_recipe", "recipe_names", "recipe_description",
-           "apply_overrides", "config_from_dict", "config_to_dict"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "load_recipe",
+    "recipe_names",
+    "recipe_description",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+]

@@ -21,35 +21,35 @@ class TrainConfig:
     checkpoints count completed epochs (``epoch: 3`` = three epochs done)."""
 
     # -- provenance ---------------------------------------------------------------------------
-    recipe: str = ""                 # name or file of the recipe this config came from (recorded)
+    recipe: str = ""  # name or file of the recipe this config came from (recorded)
 
     # -- model --------------------------------------------------------------------------------
-    model: str = "small_cnn"         # wsol.models.create_model name
+    model: str = "small_cnn"  # wsol.models.create_model name
     model_options: dict = field(default_factory=dict)  # create_model keywords (pretrained, ...)
     init_checkpoint: str | None = None  # start from these weights (a file or zoo:NAME): tensors whose
-                                        # name and shape match are copied; a classifier of another
-                                        # class count stays newly initialized
+    # name and shape match are copied; a classifier of another
+    # class count stays newly initialized
 
     # -- data ---------------------------------------------------------------------------------
-    dataset: str = "synthetic"       # wsol.data.DATASETS name
-    data_root: str = ""              # dataset root folder (required)
+    dataset: str = "synthetic"  # wsol.data.DATASETS name
+    data_root: str = ""  # dataset root folder (required)
     metadata_dir: str | None = None  # wsolevaluation metadata folder (dataset wsolevaluation)
     train_split: str = "train"
-    image_size: int | None = None    # crop side S (None: the dataset's, 224 real / 64 synthetic);
-                                     # train: resize to round(S*256/224) square, random crop S, flip
-    cache_images: bool = False       # decode every train image once into a uint8 tensor in memory
-    workers: int = 0                 # DataLoader worker processes (not used with cache_images)
+    image_size: int | None = None  # crop side S (None: the dataset's, 224 real / 64 synthetic);
+    # train: resize to round(S*256/224) square, random crop S, flip
+    cache_images: bool = False  # decode every train image once into a uint8 tensor in memory
+    workers: int = 0  # DataLoader worker processes (not used with cache_images)
 
     # -- augmentation -------------------------------------------------------------------------
-    aug: str = "none"                # wsol.augment.AUGMENTATIONS name
+    aug: str = "none"  # wsol.augment.AUGMENTATIONS name
     aug_options: dict = field(default_factory=dict)  # per aug name: its keywords ({cutmix: {beta: 1.0}})
 
     # -- optimization (SGD) -------------------------------------------------------------------
     epochs: int = 1
-    batch_size: int = 32             # global batch (split evenly over distributed processes)
-    lr: float = 0.01                 # learning rate of the base group
+    batch_size: int = 32  # global batch (split evenly over distributed processes)
+    lr: float = 0.01  # learning rate of the base group
     lr_high_params: list[str] = field(default_factory=list)  # fnmatch globs of the high-lr group
-    lr_high_mult: float = 1.0        # lr multiplier of that group
+    lr_high_mult: float = 1.0  # lr multiplier of that group
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 1e-4
@@ -58,22 +58,22 @@ class TrainConfig:
     label_smoothing: float = 0.0
 
     # -- validation ---------------------------------------------------------------------------
-    val_split: str | None = None     # held-out split with boxes (None: no validation)
-    val_every: int = 0               # validate every N epochs and after the last (0: never)
+    val_split: str | None = None  # held-out split with boxes (None: no validation)
+    val_every: int = 0  # validate every N epochs and after the last (0: never)
     val_preset: str = "wsolevaluation"
     val_batch_size: int = 64
     val_cam_method: str = "cam"
 
     # -- runtime ------------------------------------------------------------------------------
     seed: int = 0
-    device: str | None = None        # None: cuda when available, else cpu
-    threads: int = 0                 # torch.set_num_threads (0: leave torch's default)
-    amp: bool = True                 # bf16 autocast (CUDA only)
-    channels_last: bool = True       # channels_last memory format (CPU and CUDA; checkpoints
-                                     # are saved contiguous)
-    compile: bool = False            # torch.compile the training module
-    sync_bn: bool = False            # SyncBatchNorm under DistributedDataParallel (CUDA only)
-    progress: bool = True            # tqdm bar (also off when stderr is not a terminal)
+    device: str | None = None  # None: cuda when available, else cpu
+    threads: int = 0  # torch.set_num_threads (0: leave torch's default)
+    amp: bool = True  # bf16 autocast (CUDA only)
+    channels_last: bool = True  # channels_last memory format (CPU and CUDA; checkpoints
+    # are saved contiguous)
+    compile: bool = False  # torch.compile the training module
+    sync_bn: bool = False  # SyncBatchNorm under DistributedDataParallel (CUDA only)
+    progress: bool = True  # tqdm bar (also off when stderr is not a terminal)
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}

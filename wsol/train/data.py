@@ -30,8 +30,7 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
-                  world_size: int = 1) -> list[list[int]]:
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world_size: int = 1) -> list[list[int]]:
     """The global batches of ``epoch``: ``n // batch_size`` slices of the permutation seeded by
     ``(seed, epoch)`` (the last incomplete batch is dropped)."""
     if batch_size % world_size:
@@ -40,7 +39,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int,
         raise UserError(f"the training set has {n} images, fewer than one batch of {batch_size}")
     g = torch.Generator().manual_seed(derive_seed(seed, "order", epoch))
     perm = torch.randperm(n, generator=g).tolist()
-    return [perm[b * batch_size:(b + 1) * batch_size] for b in range(n // batch_size)]
+    return [perm[b * batch_size : (b + 1) * batch_size] for b in range(n // batch_size)]
 
 
 def local_slice(batch_len: int, rank: int, world_size: int) -> slice:
@@ -78,8 +77,7 @@ class MemoryTrainSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def batch(self, indices: list[int], generator: torch.Generator,
-              part: slice = slice(None)) -> tuple[Tensor, Tensor]:
+    def batch(self, indices: list[int], generator: torch.Generator, part: slice = slice(None)) -> tuple[Tensor, Tensor]:
         """Normalized float32 ``[b, 3, S, S]`` random crops (and flips) and int64 labels ``[b]``.
 
         Crop offsets and flips are drawn for the whole (global) batch ``indices``, then ``part``
@@ -98,8 +96,9 @@ class MemoryTrainSet:
         images = (crops.float() - self.mean) / self.std
         return images, self.labels[idx]
 
-    def epoch(self, batches: list[list[int]], generator: torch.Generator, rank: int = 0,
-              world_size: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch(
+        self, batches: list[list[int]], generator: torch.Generator, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """This process's share of each global batch (see :meth:`batch`)."""
         for indices in batches:
             yield self.batch(indices, generator, local_slice(len(indices), rank, world_size))
@@ -121,8 +120,9 @@ class LoaderTrainSet:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def epoch(self, batches: list[list[int]], generator: torch.Generator, rank: int = 0,
-              world_size: int = 1) -> Iterator[tuple[Tensor, Tensor]]:
+    def epoch(
+        self, batches: list[list[int]], generator: torch.Generator, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """This process's share of each global batch, loaded and transformed."""
         from torch.utils.data import DataLoader
 
@@ -130,8 +130,14 @@ class LoaderTrainSet:
         from wsol.data.loading import CarryErrors, carry_collate, iterate
 
         local = [b[local_slice(len(b), rank, world_size)] for b in batches]
-        loader = DataLoader(CarryErrors(self.dataset), batch_sampler=local, collate_fn=carry_collate(collate),
-                            num_workers=self.workers, pin_memory=self.pin_memory,
-                            generator=generator, persistent_workers=False)
+        loader = DataLoader(
+            CarryErrors(self.dataset),
+            batch_sampler=local,
+            collate_fn=carry_collate(collate),
+            num_workers=self.workers,
+            pin_memory=self.pin_memory,
+            generator=generator,
+            persistent_workers=False,
+        )
         for batch in iterate(loader):  # a worker's user error is raised here as itself
             yield batch["image"], batch["label"]

@@ -12,8 +12,9 @@ from torch import Tensor, nn
 from wsol.errors import UserError
 
 
-def split_parameters(model: nn.Module, high_patterns: Sequence[str]
-                     ) -> tuple[list[nn.Parameter], list[nn.Parameter], list[str]]:
+def split_parameters(
+    model: nn.Module, high_patterns: Sequence[str]
+) -> tuple[list[nn.Parameter], list[nn.Parameter], list[str]]:
     """``(base, high, high_names)``: trainable parameters whose name matches one of the fnmatch
     globs ``high_patterns`` (e.g. ``"fc.*"``, ``"layer4.*"``) go to ``high``, the rest to ``base``.
 
@@ -33,23 +34,31 @@ def split_parameters(model: nn.Module, high_patterns: Sequence[str]
     unused = [p for p, n in used.items() if n == 0]
     if unused:
         names = [n for n, _ in model.named_parameters()]
-        raise UserError(f"lr_high_params pattern(s) {unused} match no parameter of the model; "
-                        f"parameter names look like: {', '.join(names[:4])} ... {', '.join(names[-3:])}")
+        raise UserError(
+            f"lr_high_params pattern(s) {unused} match no parameter of the model; "
+            f"parameter names look like: {', '.join(names[:4])} ... {', '.join(names[-3:])}"
+        )
     return base, high, high_names
 
 
-def build_sgd(model: nn.Module, *, lr: float, high_patterns: Sequence[str], high_mult: float,
-              momentum: float, nesterov: bool, weight_decay: float) -> torch.optim.SGD:
+def build_sgd(
+    model: nn.Module,
+    *,
+    lr: float,
+    high_patterns: Sequence[str],
+    high_mult: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+) -> torch.optim.SGD:
     """SGD with group 0 = base parameters at ``lr`` and group 1 = the high-lr group at
     ``lr * high_mult`` (omitted when empty). Each group records its ``initial_lr``."""
     base, high, _ = split_parameters(model, high_patterns)
     groups = [{"params": base, "lr": lr, "initial_lr": lr, "name": "base"}]
     if high:
-        groups.append({"params": high, "lr": lr * high_mult, "initial_lr": lr * high_mult,
-                       "name": "high"})
+        groups.append({"params": high, "lr": lr * high_mult, "initial_lr": lr * high_mult, "name": "high"})
     groups = [g for g in groups if g["params"]]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov,
-                           weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
 
 
 def lr_factor(epoch: int, milestones: Sequence[int], gamma: float) -> float:

@@ -46,8 +46,9 @@ def recipe_path(name_or_file: str) -> Path:
         return p
     shipped = _recipe_dir() / f"{name_or_file}.yaml"
     if not shipped.is_file():
-        raise UserError(f"unknown recipe {name_or_file!r}; choose from: {', '.join(recipe_names())} "
-                        "or give a .yaml file")
+        raise UserError(
+            f"unknown recipe {name_or_file!r}; choose from: {', '.join(recipe_names())} or give a .yaml file"
+        )
     return shipped
 
 
@@ -74,8 +75,9 @@ def load_recipe_dict(name_or_file: str) -> dict[str, Any]:
         raise UserError(f"recipe {path} must be a mapping of training keys to values")
     for key in data:
         if key not in FIELDS or key == "recipe":
-            raise UserError(f"recipe {path}: unknown key {key!r}; valid keys: "
-                            f"{', '.join(k for k in FIELDS if k != 'recipe')}")
+            raise UserError(
+                f"recipe {path}: unknown key {key!r}; valid keys: {', '.join(k for k in FIELDS if k != 'recipe')}"
+            )
     return data
 
 
@@ -86,8 +88,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     path = key.strip().split(".")
     if not path[0] or path[0] not in FIELDS or path[0] == "recipe":
-        raise UserError(f"--set {text!r}: unknown key {path[0]!r}; valid keys: "
-                        f"{', '.join(k for k in FIELDS if k != 'recipe')}")
+        raise UserError(
+            f"--set {text!r}: unknown key {path[0]!r}; valid keys: {', '.join(k for k in FIELDS if k != 'recipe')}"
+        )
     if len(path) > 1 and not _is_dict_field(path[0]):
         raise UserError(f"--set {text!r}: {path[0]!r} is not a mapping; use {path[0]}=VALUE")
     if len(path) == 1 and _is_str_field(path[0]):
@@ -135,8 +138,7 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
     return out
 
 
-def load_recipe(name_or_file: str, overrides: Sequence[str] = (), *,
-                aug: str | None = None) -> TrainConfig:
+def load_recipe(name_or_file: str, overrides: Sequence[str] = (), *, aug: str | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of a recipe with ``--set`` overrides and an optional ``--aug``."""
     values = load_recipe_dict(name_or_file)
     source = f"recipe {recipe_path(name_or_file)}"
@@ -158,8 +160,9 @@ def check_aug_options(cfg: TrainConfig) -> None:
     AUGMENTATIONS.get(cfg.aug)  # clear error for unknown names
     for name, opts in cfg.aug_options.items():
         if name not in AUGMENTATIONS:
-            raise UserError(f"aug_options: {name!r} is not an augmentation; choose from: "
-                            f"{', '.join(AUGMENTATIONS.names())}")
+            raise UserError(
+                f"aug_options: {name!r} is not an augmentation; choose from: {', '.join(AUGMENTATIONS.names())}"
+            )
         if not isinstance(opts, dict):
             raise UserError(f"aug_options.{name} must be a mapping of keywords; got {opts!r}")
         build_augmentation(name, 2, **opts)

@@ -9,7 +9,8 @@ the same weights as an uninterrupted run (bit-exact on CPU).
 
 Distributed (``torchrun``): DDP averages the gradients of the processes' equal shares of each
 global batch; batch augmentation mixes within a process's share (partners come from the same
-process, so mixed batches differ from a single-process run); BatchNorm statistics are per process unless ``sync_bn`` (CUDA).
+process, so mixed batches differ from a single-process run); BatchNorm statistics are per process
+unless ``sync_bn`` (CUDA).
 
 Out dir: ``config.yaml`` / ``config.json`` (resolved config), ``last.pt``, ``best.pt``
 (with validation), ``log.jsonl``.
@@ -26,16 +27,29 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wsol.errors import UserError
 from wsol import runtime as D
+from wsol.errors import UserError
 from wsol.train.config import TrainConfig, config_to_dict, validate
 from wsol.train.data import LoaderTrainSet, MemoryTrainSet, derive_seed, epoch_batches
 from wsol.train.optim import build_sgd, lr_factor, set_epoch_lr, soft_cross_entropy
 
 #: config keys that may change between a run and its resume (they do not change the result)
-RESUME_MAY_CHANGE = ("recipe", "epochs", "data_root", "metadata_dir", "device", "threads",
-                     "progress", "workers", "val_every", "val_batch_size", "compile", "amp",
-                     "channels_last", "sync_bn")
+RESUME_MAY_CHANGE = (
+    "recipe",
+    "epochs",
+    "data_root",
+    "metadata_dir",
+    "device",
+    "threads",
+    "progress",
+    "workers",
+    "val_every",
+    "val_batch_size",
+    "compile",
+    "amp",
+    "channels_last",
+    "sync_bn",
+)
 
 
 class TrainModule(nn.Module):
@@ -51,8 +65,7 @@ class TrainModule(nn.Module):
             return self.model(x)
         stages = self.model.stages()
         if not 0 <= plan.layer < len(stages):
-            raise UserError(f"feature-level CutMix layer {plan.layer} is outside the model's "
-                            f"{len(stages)} stages")
+            raise UserError(f"feature-level CutMix layer {plan.layer} is outside the model's {len(stages)} stages")
         for i, stage in enumerate(stages):
             if i == plan.layer:
                 x = plan.mix(x)
@@ -63,8 +76,9 @@ class TrainModule(nn.Module):
 def _build_train_set(cfg: TrainConfig, device: torch.device):
     from wsol.data import build_dataset
 
-    ds = build_dataset(cfg.dataset, cfg.data_root, cfg.train_split, metadata_dir=cfg.metadata_dir,
-                       train=True, size=cfg.image_size)
+    ds = build_dataset(
+        cfg.dataset, cfg.data_root, cfg.train_split, metadata_dir=cfg.metadata_dir, train=True, size=cfg.image_size
+    )
     if cfg.cache_images:
         return MemoryTrainSet(ds)
     return LoaderTrainSet(ds, workers=cfg.workers, pin_memory=device.type == "cuda")
@@ -75,8 +89,15 @@ def _build_val_set(cfg: TrainConfig):
         return None
     from wsol.data import build_dataset
 
-    return build_dataset(cfg.dataset, cfg.data_root, cfg.val_split, metadata_dir=cfg.metadata_dir,
-                         preset=cfg.val_preset, train=False, size=cfg.image_size)
+    return build_dataset(
+        cfg.dataset,
+        cfg.data_root,
+        cfg.val_split,
+        metadata_dir=cfg.metadata_dir,
+        preset=cfg.val_preset,
+        train=False,
+        size=cfg.image_size,
+    )
 
 
 def run_validation(model: nn.Module, dataset, cfg: TrainConfig, device: torch.device) -> dict:
@@ -86,9 +107,15 @@ def run_validation(model: nn.Module, dataset, cfg: TrainConfig, device: torch.de
     was_training = model.training
     model.eval()
     try:
-        return evaluate_model(model, dataset, device=device, batch_size=cfg.val_batch_size,
-                              cam_method=cfg.val_cam_method, workers=0,
-                              progress=cfg.progress and sys.stderr.isatty())
+        return evaluate_model(
+            model,
+            dataset,
+            device=device,
+            batch_size=cfg.val_batch_size,
+            cam_method=cfg.val_cam_method,
+            workers=0,
+            progress=cfg.progress and sys.stderr.isatty(),
+        )
     finally:
         model.train(was_training)
 
@@ -108,8 +135,7 @@ def _check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
     diff = [k for k in now if k not in RESUME_MAY_CHANGE and saved.get(k) != now[k]]
     if diff:
         details = "; ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
-        raise UserError(f"cannot resume {path}: the config differs in {details} "
-                        "(use a new --out for a different run)")
+        raise UserError(f"cannot resume {path}: the config differs in {details} (use a new --out for a different run)")
 
 
 def _read_log(path: Path, upto_epoch: int) -> list[str]:
@@ -160,9 +186,15 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
         kept = init_from_checkpoint(model, cfg.init_checkpoint)
         if info.is_main and kept:
             print(f"initialized from {cfg.init_checkpoint}; kept new: {', '.join(kept)}", file=sys.stderr)
-    optimizer = build_sgd(model, lr=cfg.lr, high_patterns=cfg.lr_high_params,
-                          high_mult=cfg.lr_high_mult, momentum=cfg.momentum,
-                          nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    optimizer = build_sgd(
+        model,
+        lr=cfg.lr,
+        high_patterns=cfg.lr_high_params,
+        high_mult=cfg.lr_high_mult,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
     start_epoch, best, best_epoch = 0, float("-inf"), None
     if resume and last_path.exists():
         state = _load_resume_state(last_path)
@@ -196,10 +228,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
         _save_config(cfg, out)
-        print(f"training {cfg.model} on {cfg.dataset} ({len(train_set)} images, {num_classes} "
-              f"classes) with aug {cfg.aug}, recipe {cfg.recipe or '(none)'}, {info.world_size} "
-              f"process(es) on {device}, epochs {start_epoch + 1}..{cfg.epochs} -> {out}",
-              file=sys.stderr, flush=True)
+        print(
+            f"training {cfg.model} on {cfg.dataset} ({len(train_set)} images, {num_classes} "
+            f"classes) with aug {cfg.aug}, recipe {cfg.recipe or '(none)'}, {info.world_size} "
+            f"process(es) on {device}, epochs {start_epoch + 1}..{cfg.epochs} -> {out}",
+            file=sys.stderr,
+            flush=True,
+        )
         log_lines = _read_log(log_path, start_epoch)
     n_steps = len(train_set) // cfg.batch_size
     total_steps = n_steps * cfg.epochs
@@ -210,33 +245,59 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
         torch.manual_seed(derive_seed(cfg.seed, "torch", epoch, info.rank))
         data_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "data", epoch))
         aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "aug", epoch, info.rank))
-        stats = _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_gen,
-                           cfg, info, progress_at=(epoch * n_steps, total_steps),
-                           show=cfg.progress and info.is_main and sys.stderr.isatty(),
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        stats = _run_epoch(
+            module,
+            model,
+            optimizer,
+            aug,
+            train_set,
+            batches,
+            data_gen,
+            aug_gen,
+            cfg,
+            info,
+            progress_at=(epoch * n_steps, total_steps),
+            show=cfg.progress and info.is_main and sys.stderr.isatty(),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        )
         loss_sum, correct, seen, seconds = D.all_reduce_sum(
-            [stats["loss_sum"], stats["correct"], stats["seen"], stats["seconds"]], info)
+            [stats["loss_sum"], stats["correct"], stats["seen"], stats["seconds"]], info
+        )
         seconds /= info.world_size
-        row: dict[str, Any] = {"epoch": epoch + 1, "loss": loss_sum / seen, "acc": correct / seen,
-                               "lr": lrs, "images_per_s": seen / seconds, "seconds": seconds,
-                               "images": int(seen)}
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / seen,
+            "acc": correct / seen,
+            "lr": lrs,
+            "images_per_s": seen / seconds,
+            "seconds": seconds,
+            "images": int(seen),
+        }
         done = epoch + 1
         validate_now = bool(cfg.val_every) and (done % cfg.val_every == 0 or done == cfg.epochs)
         improved = False
         if info.is_main:
             if validate_now:
                 result = run_validation(model, val_set, cfg, device)
-                row["val"] = {k: result[k] for k in ("MaxBoxAccV2", "top1_loc", "top1_cls",
-                                                     "gt_known_loc") if k in result}
+                row["val"] = {
+                    k: result[k] for k in ("MaxBoxAccV2", "top1_loc", "top1_cls", "gt_known_loc") if k in result
+                }
                 metric = float(result["MaxBoxAccV2"])
                 improved = metric > best
                 if improved:
                     best, best_epoch = metric, done
-            extra = dict(epoch=done, recipe=cfg.recipe, aug=cfg.aug, config=config_to_dict(cfg),
-                         optimizer=optimizer.state_dict(),
-                         best_metric=best if best_epoch is not None else None,
-                         best_epoch=best_epoch, seed=cfg.seed, world_size=info.world_size,
-                         metrics=row)
+            extra = dict(
+                epoch=done,
+                recipe=cfg.recipe,
+                aug=cfg.aug,
+                config=config_to_dict(cfg),
+                optimizer=optimizer.state_dict(),
+                best_metric=best if best_epoch is not None else None,
+                best_epoch=best_epoch,
+                seed=cfg.seed,
+                world_size=info.world_size,
+                metrics=row,
+            )
             to_save = _contiguous_copy(model) if cfg.channels_last else model
             save_checkpoint(last_path, to_save, **extra)
             if improved:
@@ -252,16 +313,30 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
 
 
 def _summary(row: dict) -> str:
-    text = (f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {100 * row['acc']:.1f}% "
-            f"lr {row['lr'][0]:.3g} {row['images_per_s']:.0f} img/s")
+    text = (
+        f"epoch {row['epoch']}: loss {row['loss']:.4f} acc {100 * row['acc']:.1f}% "
+        f"lr {row['lr'][0]:.3g} {row['images_per_s']:.0f} img/s"
+    )
     if "val" in row:
         text += " | val " + " ".join(f"{k} {v:.2f}" for k, v in row["val"].items())
     return text
 
 
-def _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_gen,
-               cfg: TrainConfig, info: D.DistInfo, progress_at: tuple[int, int], show: bool,
-               desc: str) -> dict:
+def _run_epoch(
+    module,
+    model,
+    optimizer,
+    aug,
+    train_set,
+    batches,
+    data_gen,
+    aug_gen,
+    cfg: TrainConfig,
+    info: D.DistInfo,
+    progress_at: tuple[int, int],
+    show: bool,
+    desc: str,
+) -> dict:
     from tqdm import tqdm
 
     device = info.device
@@ -272,8 +347,7 @@ def _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_
     step0, total = progress_at
     t0 = time.perf_counter()
     bar = tqdm(total=len(batches), desc=desc, disable=not show, leave=False, dynamic_ncols=True)
-    for step, (images, labels) in enumerate(
-            train_set.epoch(batches, data_gen, info.rank, info.world_size)):
+    for step, (images, labels) in enumerate(train_set.epoch(batches, data_gen, info.rank, info.world_size)):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         if cfg.channels_last:
@@ -300,8 +374,7 @@ def _run_epoch(module, model, optimizer, aug, train_set, batches, data_gen, aug_
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
     bar.close()
-    return {"loss_sum": loss_sum, "correct": correct, "seen": seen,
-            "seconds": time.perf_counter() - t0}
+    return {"loss_sum": loss_sum, "correct": correct, "seen": seen, "seconds": time.perf_counter() - t0}
 
 
 def _contiguous_copy(model: nn.Module) -> nn.Module:

@@ -44,9 +44,23 @@ from typing import Any
 
 from wsol.errors import UserError
 
-__all__ = ["ENV_CACHE", "ENV_MIRROR", "Remote", "HashStore", "FetchResult", "cache_dir", "mirror_location",
-           "is_url", "fetch", "verify_file", "file_digests", "hand_download_hint", "extract_member", "extract_all",
-           "show_progress"]
+__all__ = [
+    "ENV_CACHE",
+    "ENV_MIRROR",
+    "Remote",
+    "HashStore",
+    "FetchResult",
+    "cache_dir",
+    "mirror_location",
+    "is_url",
+    "fetch",
+    "verify_file",
+    "file_digests",
+    "hand_download_hint",
+    "extract_member",
+    "extract_all",
+    "show_progress",
+]
 
 ENV_CACHE = "WSOL_CACHE"
 ENV_MIRROR = "WSOL_MIRROR"
@@ -115,11 +129,14 @@ def _mirror_folder(mirror: str) -> Path:
 
 def hand_download_hint(remote: Remote, dest: Path) -> str:
     """The sentence telling where a hand-downloaded file goes."""
-    return (f"download {remote.url} by hand and put it at {dest} (or point --mirror / ${ENV_MIRROR} at a folder "
-            f"or http(s) URL holding {remote.filename})")
+    return (
+        f"download {remote.url} by hand and put it at {dest} (or point --mirror / ${ENV_MIRROR} at a folder "
+        f"or http(s) URL holding {remote.filename})"
+    )
 
 
 # ------------------------------------------------------------------------------ hash records
+
 
 class HashStore:
     """Trust-on-first-use sha256 records: ``{key: {"sha256", "size", "recorded", "origin"}}`` in a JSON
@@ -134,8 +151,10 @@ class HashStore:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read the hash records {self.path}: {exc}; fix or delete the file "
-                            "(deleting it forgets every recorded checksum)") from None
+            raise UserError(
+                f"cannot read the hash records {self.path}: {exc}; fix or delete the file "
+                "(deleting it forgets every recorded checksum)"
+            ) from None
         if not isinstance(data, dict):
             raise UserError(f"{self.path}: expected a JSON object of hash records; fix or delete the file")
         return data
@@ -151,13 +170,18 @@ class HashStore:
         old = data.get(key)
         if isinstance(old, dict) and old.get("sha256") == sha256:
             return
-        data[key] = {"sha256": sha256, "size": int(size), "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                     "origin": origin}
+        data[key] = {
+            "sha256": sha256,
+            "size": int(size),
+            "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "origin": origin,
+        }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path, data)
 
 
 # ------------------------------------------------------------------------------ verification
+
 
 def file_digests(path: Path, algorithms: tuple[str, ...] = ("sha256", "md5")) -> dict[str, str]:
     hashers = {a: hashlib.new(a) for a in algorithms}
@@ -179,8 +203,10 @@ def _mismatch(remote: Remote, digests: dict[str, str], store: HashStore | None) 
         return f"sha256 {sha} does not start with {remote.sha256_prefix} (the hash in the file name)"
     rec = store.get(remote.tofu_key) if store is not None else None
     if rec is not None and rec["sha256"] != sha:
-        return (f"sha256 {sha} differs from {rec['sha256']}, recorded on first download "
-                f"({rec.get('recorded', '?')}) in {store.path}")
+        return (
+            f"sha256 {sha} differs from {rec['sha256']}, recorded on first download "
+            f"({rec.get('recorded', '?')}) in {store.path}"
+        )
     return None
 
 
@@ -189,19 +215,22 @@ def verify_file(path: Path, remote: Remote, store: HashStore | None = None) -> s
     digests = file_digests(path, ("sha256", "md5") if remote.md5 else ("sha256",))
     problem = _mismatch(remote, digests, store)
     if problem:
-        raise UserError(f"refused {path} (the file of {remote.url}): {problem}; it was changed or corrupted "
-                        f"since: delete it to download it again, or put the right file there")
+        raise UserError(
+            f"refused {path} (the file of {remote.url}): {problem}; it was changed or corrupted "
+            f"since: delete it to download it again, or put the right file there"
+        )
     return digests["sha256"]
 
 
 # ------------------------------------------------------------------------------ fetching
 
+
 @dataclass(frozen=True)
 class FetchResult:
     path: Path
     sha256: str
-    downloaded: bool          # False: found in the cache (no request made)
-    origin: str               # the URL or mirror path it came from (or the cache path)
+    downloaded: bool  # False: found in the cache (no request made)
+    origin: str  # the URL or mirror path it came from (or the cache path)
 
 
 def _reason(exc: BaseException) -> str:
@@ -231,8 +260,15 @@ def _open(location: str) -> tuple[Any, int | None]:
     return open(path, "rb"), path.stat().st_size
 
 
-def fetch(remote: Remote, dest: str | os.PathLike, *, mirror: str | None = None, progress: bool = True,
-          store: HashStore | None = None, record: bool = True) -> FetchResult:
+def fetch(
+    remote: Remote,
+    dest: str | os.PathLike,
+    *,
+    mirror: str | None = None,
+    progress: bool = True,
+    store: HashStore | None = None,
+    record: bool = True,
+) -> FetchResult:
     """``dest`` holding ``remote``'s bytes, verified (see the module docstring).
 
     A file already at ``dest`` is verified and returned without any request. Otherwise it is
@@ -264,8 +300,15 @@ def fetch(remote: Remote, dest: str | os.PathLike, *, mirror: str | None = None,
             if show_progress(progress):
                 from tqdm import tqdm
 
-                bar = tqdm(total=total, desc=PurePosixPath(remote.filename).name, unit="B", unit_scale=True,
-                           unit_divisor=1024, leave=False, dynamic_ncols=True)
+                bar = tqdm(
+                    total=total,
+                    desc=PurePosixPath(remote.filename).name,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    leave=False,
+                    dynamic_ncols=True,
+                )
             try:
                 while True:
                     block = stream.read(CHUNK)
@@ -288,8 +331,11 @@ def fetch(remote: Remote, dest: str | os.PathLike, *, mirror: str | None = None,
     except (OSError, http.client.HTTPException, ValueError) as exc:
         partial.unlink(missing_ok=True)
         if isinstance(exc, http.client.IncompleteRead):
-            reason = (f"truncated transfer: {received} of {received + (exc.expected or 0)} bytes received"
-                      if total is not None else _reason(exc))
+            reason = (
+                f"truncated transfer: {received} of {received + (exc.expected or 0)} bytes received"
+                if total is not None
+                else _reason(exc)
+            )
         else:
             reason = _reason(exc)
         raise UserError(f"cannot download {location}: {reason}; {hand_download_hint(remote, dest)}") from None
@@ -300,8 +346,10 @@ def fetch(remote: Remote, dest: str | os.PathLike, *, mirror: str | None = None,
     problem = _mismatch(remote, digests, store)
     if problem:
         partial.unlink(missing_ok=True)
-        raise UserError(f"refused the download of {location}: {problem}; nothing was kept. If the file "
-                        f"changed at its source, check it and {hand_download_hint(remote, dest)}")
+        raise UserError(
+            f"refused the download of {location}: {problem}; nothing was kept. If the file "
+            f"changed at its source, check it and {hand_download_hint(remote, dest)}"
+        )
     os.replace(partial, dest)
     if record:
         store.record(remote.tofu_key, digests["sha256"], received, location)
@@ -309,6 +357,7 @@ def fetch(remote: Remote, dest: str | os.PathLike, *, mirror: str | None = None,
 
 
 # ------------------------------------------------------------------------------ archives
+
 
 def _archive_names(archive: Path) -> tuple[str, list[str]]:
     if zipfile.is_zipfile(archive):
@@ -407,8 +456,10 @@ def extract_all(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list
         tops = sorted(p.name for p in tmp.iterdir())
         clash = [n for n in tops if (dest_dir / n).exists()]
         if clash:
-            raise UserError(f"not extracting {archive} into {dest_dir}: {', '.join(clash)} already exist(s) there; "
-                            "remove them or choose another folder")
+            raise UserError(
+                f"not extracting {archive} into {dest_dir}: {', '.join(clash)} already exist(s) there; "
+                "remove them or choose another folder"
+            )
         for name in tops:
             os.replace(tmp / name, dest_dir / name)
         return [dest_dir / n for n in tops]

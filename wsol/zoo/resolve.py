@@ -27,11 +27,28 @@ from typing import Any
 
 from wsol.errors import UserError
 from wsol.zoo.catalog import ZooEntry, get_entry
-from wsol.zoo.download import HashStore, Remote, cache_dir, fetch, hand_download_hint, mirror_location, \
-    show_progress, verify_file
+from wsol.zoo.download import (
+    HashStore,
+    Remote,
+    cache_dir,
+    fetch,
+    hand_download_hint,
+    mirror_location,
+    show_progress,
+    verify_file,
+)
 
-__all__ = ["resolve_checkpoint", "ensure_entry", "entry_dir", "checkpoint_path", "download_path",
-           "is_complete", "remote_of", "torchvision_weights", "MARKER"]
+__all__ = [
+    "resolve_checkpoint",
+    "ensure_entry",
+    "entry_dir",
+    "checkpoint_path",
+    "download_path",
+    "is_complete",
+    "remote_of",
+    "torchvision_weights",
+    "MARKER",
+]
 
 MARKER = "complete.json"
 
@@ -74,16 +91,29 @@ def remote_of(entry: ZooEntry) -> Remote:
         import re
 
         m = re.search(r"-([a-f0-9]{8,})\.", name)  # torch.hub.HASH_REGEX, as check_hash reads it
-        return Remote(url=url, filename=name, sha256=entry.sha256, sha256_prefix=m.group(1) if m else None,
-                      size=int(entry.size_mb * 1e6) if entry.size_mb else None)
-    return Remote(url=entry.url, filename=entry.filename, sha256=None if entry.member else entry.sha256,
-                  size=int(entry.size_mb * 1e6) if entry.size_mb else None)
+        return Remote(
+            url=url,
+            filename=name,
+            sha256=entry.sha256,
+            sha256_prefix=m.group(1) if m else None,
+            size=int(entry.size_mb * 1e6) if entry.size_mb else None,
+        )
+    return Remote(
+        url=entry.url,
+        filename=entry.filename,
+        sha256=None if entry.member else entry.sha256,
+        size=int(entry.size_mb * 1e6) if entry.size_mb else None,
+    )
 
 
 def _member_remote(entry: ZooEntry, remote: Remote) -> Remote:
     """The trust-on-first-use identity of an archive's extracted member."""
-    return Remote(url=remote.url, filename=entry.member or remote.filename,
-                  sha256=entry.sha256 if entry.member else None, key=f"{remote.url}#{entry.member}")
+    return Remote(
+        url=remote.url,
+        filename=entry.member or remote.filename,
+        sha256=entry.sha256 if entry.member else None,
+        key=f"{remote.url}#{entry.member}",
+    )
 
 
 def _marker(entry: ZooEntry) -> Path:
@@ -110,11 +140,14 @@ def _strict_check(entry: ZooEntry, path: Path, origin: str) -> None:
     from wsol.checkpoints import load_checkpoint
 
     try:
-        load_checkpoint(path, arch=entry.arch, map_location="meta", num_classes=entry.num_classes,
-                        **dict(entry.arch_options))
+        load_checkpoint(
+            path, arch=entry.arch, map_location="meta", num_classes=entry.num_classes, **dict(entry.arch_options)
+        )
     except UserError as exc:
-        raise UserError(f"the file of zoo:{entry.name} ({origin}) does not hold the {entry.arch} weights the "
-                        f"catalog describes: {exc}") from None
+        raise UserError(
+            f"the file of zoo:{entry.name} ({origin}) does not hold the {entry.arch} weights the "
+            f"catalog describes: {exc}"
+        ) from None
 
 
 def _verify_complete(entry: ZooEntry, marker: dict, store: HashStore) -> Path:
@@ -123,9 +156,11 @@ def _verify_complete(entry: ZooEntry, marker: dict, store: HashStore) -> Path:
     ident = _member_remote(entry, remote) if entry.kind == "download" and entry.member else remote
     sha = verify_file(path, ident, store)
     if sha != marker["sha256"]:
-        raise UserError(f"refused {path} (zoo:{entry.name}): sha256 {sha} differs from {marker['sha256']}, "
-                        f"recorded when the entry was completed ({_marker(entry)}); it was changed since: delete "
-                        f"{entry_dir(entry)} to download it again")
+        raise UserError(
+            f"refused {path} (zoo:{entry.name}): sha256 {sha} differs from {marker['sha256']}, "
+            f"recorded when the entry was completed ({_marker(entry)}); it was changed since: delete "
+            f"{entry_dir(entry)} to download it again"
+        )
     return path
 
 
@@ -155,8 +190,9 @@ def ensure_entry(entry: ZooEntry | str, *, mirror: str | None = None, progress: 
                 extract_member(got.path, entry.member, target)
             except UserError as exc:
                 got.path.unlink(missing_ok=True)  # not the archive the catalog describes
-                raise UserError(f"zoo:{entry.name}: {exc}; the download was removed. "
-                                f"{hand_download_hint(remote, got.path)}") from None
+                raise UserError(
+                    f"zoo:{entry.name}: {exc}; the download was removed. {hand_download_hint(remote, got.path)}"
+                ) from None
             member_ident = _member_remote(entry, remote)
             try:
                 sha = verify_file(target, member_ident, store)
@@ -173,17 +209,26 @@ def ensure_entry(entry: ZooEntry | str, *, mirror: str | None = None, progress: 
             store.record(remote.tofu_key, sha, target.stat().st_size, origin)
     from eval.io import atomic_write_json
 
-    atomic_write_json(_marker(entry), {
-        "name": entry.name, "file": str(target), "sha256": sha, "size": target.stat().st_size,
-        "arch": entry.arch, "arch_options": dict(entry.arch_options), "num_classes": entry.num_classes,
-        "origin": origin, "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_json(
+        _marker(entry),
+        {
+            "name": entry.name,
+            "file": str(target),
+            "sha256": sha,
+            "size": target.stat().st_size,
+            "arch": entry.arch,
+            "arch_options": dict(entry.arch_options),
+            "num_classes": entry.num_classes,
+            "origin": origin,
+            "completed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     if entry.kind == "download" and entry.member:
         download_path(entry).unlink(missing_ok=True)  # the member is all that is needed now
     return target
 
 
-def _fetch_torchvision(entry: ZooEntry, remote: Remote, mirror: str | None, progress: bool,
-                       store: HashStore) -> str:
+def _fetch_torchvision(entry: ZooEntry, remote: Remote, mirror: str | None, progress: bool, store: HashStore) -> str:
     """Make the torch hub cache hold the entry's file through torchvision's weights API."""
     target = download_path(entry)
     origin = remote.url
@@ -193,8 +238,9 @@ def _fetch_torchvision(entry: ZooEntry, remote: Remote, mirror: str | None, prog
     try:
         # finds the file in the hub cache, else downloads it (temp file, then renamed) and checks
         # the sha256 prefix in its name; map_location="meta" reads no weight data
-        weights.get_state_dict(progress=show_progress(progress), check_hash=True, map_location="meta",
-                               weights_only=True)
+        weights.get_state_dict(
+            progress=show_progress(progress), check_hash=True, map_location="meta", weights_only=True
+        )
     except Exception as exc:  # network, hash, disk: one line
         from wsol.zoo.download import _reason
 
@@ -202,13 +248,16 @@ def _fetch_torchvision(entry: ZooEntry, remote: Remote, mirror: str | None, prog
             reason = f"refused: {str(exc).splitlines()[0]}"
         else:
             reason = _reason(exc)
-        raise UserError(f"cannot fetch zoo:{entry.name} through torchvision's weights API from {remote.url}: "
-                        f"{reason}; {hand_download_hint(remote, target)}") from None
+        raise UserError(
+            f"cannot fetch zoo:{entry.name} through torchvision's weights API from {remote.url}: "
+            f"{reason}; {hand_download_hint(remote, target)}"
+        ) from None
     return origin
 
 
-def resolve_checkpoint(spec: str, *, mirror: str | None = None,
-                       progress: bool = True) -> tuple[Path, str, dict[str, Any]]:
+def resolve_checkpoint(
+    spec: str, *, mirror: str | None = None, progress: bool = True
+) -> tuple[Path, str, dict[str, Any]]:
     """``"zoo:NAME"`` -> ``(local file, arch, arch options incl. num_classes)``; downloads on first use."""
     name = spec.removeprefix("zoo:")
     entry = get_entry(name)
