@@ -45,7 +45,6 @@ import functools
 import gc
 import importlib.util
 import multiprocessing
-import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -572,8 +571,7 @@ class SweepPool:
 
 
 def default_workers() -> int:
-    """Number of usable CPU cores (the default ``--workers``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
+    """Number of usable CPU cores (the default ``--workers``; :func:`eval.cores.usable_cores`)."""
+    from eval.cores import usable_cores
+
+    return usable_cores()

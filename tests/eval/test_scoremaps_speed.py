@@ -124,3 +124,32 @@ def test_small_split_and_mask_pools_do_not_load_numba(tmp_path):
         "print(r['sweep_method'], 'numba' in sys.modules)"
     )
     assert out == "opencv False"
+
+
+def test_pool_and_cli_leave_the_callers_garbage_collector_alone(tmp_path):
+    """The fork freezes the parent's objects only for the workers; ``run`` called in-process (not
+    as the ``wsol`` process) does not freeze at exit."""
+    import gc
+
+    from eval.sweep import SweepPool
+    from wsol.cli import main
+
+    with SweepPool(2, kernel=False) as pool:
+        assert list(pool.imap(abs, [-1, 2])) == [1, 2]
+        assert gc.get_freeze_count() == 0
+    meta_dir, maps = write_split(tmp_path, 3)
+    out = tmp_path / "r.json"
+    rc = main(
+        [
+            "evaluate-scoremaps",
+            "--metadata-dir",
+            str(meta_dir),
+            "--scoremap-dir",
+            str(maps),
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0 and out.is_file()
+    assert gc.get_freeze_count() == 0

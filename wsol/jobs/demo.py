@@ -122,7 +122,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     st = _Stages(root)
     data = root / "data"
     single = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    n_cores = os.cpu_count() or 1
+    from eval.cores import usable_cores
+
+    n_cores = usable_cores()
 
     if not st.done("synth"):
         st.say(f"1/5 generating the synthetic benchmark in {data}")
