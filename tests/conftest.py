@@ -126,3 +126,23 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_ckpt") / "small.pt"
     save_checkpoint(path, create_model("small_cnn", 3))
     return path
+
+
+@pytest.fixture(scope="session")
+def write_metadata():
+    """``write_metadata(dataset, folder)``: the dataset's records in the wsolevaluation metadata
+    layout (``image_ids``, ``class_labels``, ``image_sizes`` = 64x64, ``localization`` in original
+    pixels), for ``evaluate-scoremaps`` on maps of the tiny synthetic benchmark."""
+
+    def _write(ds, folder: Path) -> Path:
+        folder.mkdir(parents=True)
+        recs = ds.records
+        (folder / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
+        (folder / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
+        (folder / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
+        (folder / "localization.txt").write_text(
+            "\n".join(f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes)
+        )
+        return folder
+
+    return _write

@@ -155,19 +155,12 @@ def test_train_truncated_image_one_line(synth_copy, tmp_path, capsys, workers, o
     assert line.startswith("wsol train: error:") and "train_0004.png" in line
 
 
-def _metadata_and_maps(tiny_synth, folder: Path, bad: str | None = None) -> tuple[Path, Path]:
+def _metadata_and_maps(tiny_synth, write_metadata, folder: Path, bad: str | None = None) -> tuple[Path, Path]:
     from wsol.data import build_dataset
 
     ds = build_dataset("synthetic", tiny_synth, "test")
-    meta = folder / "meta"
-    meta.mkdir(parents=True)
+    meta = write_metadata(ds, folder / "meta")
     recs = ds.records
-    (meta / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
-    (meta / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
-    (meta / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
-    (meta / "localization.txt").write_text(
-        "\n".join(f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes)
-    )
     maps = folder / "maps"
     rng = np.random.default_rng(0)
     for r in recs:
@@ -181,9 +174,9 @@ def _metadata_and_maps(tiny_synth, folder: Path, bad: str | None = None) -> tupl
 
 
 @pytest.mark.parametrize("workers", [None, "1", "2"])
-def test_evaluate_scoremaps_bad_map_one_line(tiny_synth, tmp_path, capsys, workers):
+def test_evaluate_scoremaps_bad_map_one_line(tiny_synth, write_metadata, tmp_path, capsys, workers):
     bad = "002.hue120/test_0001.png"
-    meta, maps = _metadata_and_maps(tiny_synth, tmp_path, bad=bad)
+    meta, maps = _metadata_and_maps(tiny_synth, write_metadata, tmp_path, bad=bad)
     rc = main(
         [
             "evaluate-scoremaps",

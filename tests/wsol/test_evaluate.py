@@ -117,18 +117,6 @@ def test_accumulated_equals_one_shot(baseline, tiny_checkpoint, tiny_synth):
     assert direct["top1_loc"] == pytest.approx(res["top1_loc"], abs=1e-9)
 
 
-def _write_metadata(ds, folder: Path) -> None:
-    """The tiny benchmark in the wsolevaluation metadata layout (boxes in original pixels)."""
-    folder.mkdir(parents=True)
-    recs = ds.records
-    (folder / "image_ids.txt").write_text("\n".join(r.image_id for r in recs))
-    (folder / "class_labels.txt").write_text("\n".join(f"{r.image_id},{r.label}" for r in recs))
-    (folder / "image_sizes.txt").write_text("\n".join(f"{r.image_id},64,64" for r in recs))
-    (folder / "localization.txt").write_text(
-        "\n".join(f"{r.image_id},{b[0]},{b[1]},{b[2]},{b[3]}" for r in recs for b in r.boxes)
-    )
-
-
 _METRIC_KEYS = (
     "MaxBoxAcc",
     "MaxBoxAccV2",
@@ -143,7 +131,7 @@ _METRIC_KEYS = (
 )
 
 
-def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint, tiny_synth, tmp_path, write_metadata):
     """Default saving is lossless (float32, the dtype the maps are computed in): every metric in the
     JSON equals the run without saving, and evaluate-scoremaps on the saved maps agrees."""
     out = tmp_path / "r.json"
@@ -173,7 +161,7 @@ def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint,
     assert {k: a.get(k) for k in _METRIC_KEYS} == {k: base.get(k) for k in _METRIC_KEYS}
     assert a["scoremaps"]["dtype"] == "float32" and "lossless" in a["scoremaps"]["metrics_on"]
     ds = build_dataset("synthetic", tiny_synth, "test")
-    _write_metadata(ds, tmp_path / "meta")
+    write_metadata(ds, tmp_path / "meta")
     out2 = tmp_path / "r2.json"
     assert (
         main(
@@ -195,7 +183,9 @@ def test_saving_scoremaps_does_not_change_the_numbers(baseline, tiny_checkpoint,
     assert a["MaxBoxAcc"] == b["MaxBoxAcc"] and a["best_threshold"] == b["best_threshold"]
 
 
-def test_float16_scoremaps_are_an_opt_in_the_result_names(baseline, tiny_checkpoint, tiny_synth, tmp_path):
+def test_float16_scoremaps_are_an_opt_in_the_result_names(
+    baseline, tiny_checkpoint, tiny_synth, tmp_path, write_metadata
+):
     out = tmp_path / "r16.json"
     maps = tmp_path / "maps16"
     assert (
@@ -221,7 +211,7 @@ def test_float16_scoremaps_are_an_opt_in_the_result_names(baseline, tiny_checkpo
     a = json.loads(out.read_text())
     assert a["scoremaps"]["dtype"] == "float16" and "rounded to float16" in a["scoremaps"]["metrics_on"]
     ds = build_dataset("synthetic", tiny_synth, "test")
-    _write_metadata(ds, tmp_path / "meta")
+    write_metadata(ds, tmp_path / "meta")
     out2 = tmp_path / "r2.json"
     assert (
         main(
