@@ -13,7 +13,7 @@ Usable alone (model in, CAMs out): never imports ``wsol`` or ``eval``.
 
 from cam.api import cams_and_logits, compute_cams, layer_cams
 from cam.errors import CAMInputError
-from cam.postprocess import normalize, postprocess, upsample
+from cam.postprocess import normalize, postprocess, postprocess_many, upsample
 from cam.registry import CAM_METHODS, CAMMethod
 
 # Registration order is the order the CLI lists the methods.
@@ -29,5 +29,6 @@ __all__ = [
     "layer_cams",
     "normalize",
     "postprocess",
+    "postprocess_many",
     "upsample",
 ]

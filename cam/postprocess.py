@@ -95,8 +95,14 @@ def normalize(maps: Tensor, mode: str = "minmax", constant: Tensor | None = None
 
 def postprocess(maps: Tensor, size: tuple[int, int], mode: str = "minmax", offset: int = 0) -> Tensor:
     """Layer-resolution maps ``[B, (k,) h, w]`` -> ``[B, (k,) H, W]`` float32 in [0, 1]."""
+    return postprocess_many(maps, size, (mode,), offset)[0]
+
+
+def postprocess_many(maps: Tensor, size: tuple[int, int], modes: Sequence[str], offset: int = 0) -> tuple[Tensor, ...]:
+    """:func:`postprocess` under each of ``modes`` with one upsampling: a tuple of float32
+    ``[B, (k,) H, W]`` in [0, 1], one per mode, each equal to ``postprocess(maps, size, mode)``."""
     check_finite(maps, offset)
     lo, hi = _span(maps)
     constant = (hi == lo)[..., 0, 0]
-    out = normalize(upsample(maps, size), mode, constant)
-    return out.to(torch.float32)
+    up = upsample(maps, size)
+    return tuple(normalize(up, mode, constant).to(torch.float32) for mode in modes)

@@ -141,26 +141,50 @@ class LocalizationEvaluator(Accumulator):
         self, image_id: str, score: ImageScore, label: int | None = None, topk: Sequence[int] | None = None
     ) -> None:
         """Accumulate one image. ``topk``: predictions best first (at least ``max(ks)``)."""
+        self.add_many([image_id], [score], None if label is None else [label], None if topk is None else [topk])
+
+    def add_many(
+        self,
+        image_ids: Sequence[str],
+        scores: Sequence[ImageScore],
+        labels: Sequence[int | None] | None = None,
+        topks: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        """Accumulate ``B`` images at once (one update of every sub-accumulator; the state is the
+        same as ``B`` calls of :meth:`add` in this order). ``labels`` ``[B]`` and ``topks``
+        ``[B, >= max(ks)]`` (predictions best first) are needed when ``ks`` is not empty."""
+        n = len(image_ids)
+        if len(scores) != n:
+            raise InputError(f"got {n} image ids but {len(scores)} scores")
+        if n == 0:
+            return
+        ids = [str(i) for i in image_ids]
+        # every check before any update: a refused block leaves the state as it was
+        if self.cls is not None and (labels is None or topks is None or any(v is None for v in labels)):
+            raise InputError(f"{ids[0]}: classification metrics need the label and predictions")
+        if self.box is not None:
+            missing = next((i for i, s in zip(ids, scores) if s.hits is None), None)
+            if missing is not None:
+                raise InputError(f"{missing}: no box hits (box data needs GT boxes)")
+        if self.pxap is not None:
+            missing = next((i for i, s in zip(ids, scores) if s.hist is None), None)
+            if missing is not None:
+                raise InputError(f"{missing}: no PxAP histograms (mask data needs a GT mask)")
         top = None
         if self.cls is not None:
-            if label is None or topk is None:
-                raise InputError(f"{image_id}: classification metrics need the label and predictions")
-            top = np.asarray([list(topk)[: max(self.ks)]])
-            self.cls.update([label], top, [image_id])
+            top = np.asarray([list(t)[: max(self.ks)] for t in topks or ()], dtype=np.int64).reshape(n, -1)
+            self.cls.update(list(labels or ()), top, ids)
         if self.box is not None and self.old is not None:
-            if score.hits is None:
-                raise InputError(f"{image_id}: no box hits (box data needs GT boxes)")
-            self.box.add_hits(score.hits, [image_id])
-            self.old.add_ious([score.old_iou], None if top is None else [label], top, [image_id])
-            self._accumulate(old_ious=[score.old_iou])
+            ious = [float(s.old_iou) for s in scores]  # type: ignore[arg-type]
+            self.box.add_hits(np.stack([s.hits for s in scores]), ids)  # type: ignore[misc]
+            self.old.add_ious(ious, None if top is None else list(labels or ()), top, ids)
+            self._accumulate(old_ious=ious)
         if self.pxap is not None:
-            if score.hist is None:
-                raise InputError(f"{image_id}: no PxAP histograms (mask data needs a GT mask)")
-            self.pxap.add_histograms(score.hist, [image_id])
+            self.pxap.add_histograms(np.stack([s.hist for s in scores]), ids)  # type: ignore[misc]
         self._accumulate(
-            image_ids=[image_id],
-            labels=[-1 if label is None else int(label)],
-            top1=[-1 if topk is None else int(next(iter(topk)))],
+            image_ids=ids,
+            labels=[-1] * n if labels is None else [-1 if v is None else int(v) for v in labels],
+            top1=[-1] * n if topks is None else [int(next(iter(t))) for t in topks],
         )
 
     def compute(self, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> tuple[dict, dict]:

@@ -203,6 +203,9 @@ def _small_split(n_images: int, st: MetricSettings) -> bool:
     )
 
 
+_ADD_BLOCK = 256  # images accumulated per LocalizationEvaluator.add_many call
+
+
 def _chunksize(n_images: int, workers: int) -> int:
     """Images per task sent to a worker: enough to make the messages cheap, small enough that the
     workers finish together (about 16 tasks per worker)."""
@@ -278,9 +281,16 @@ def evaluate_scoremaps(
     if small:
         n_workers = 1
     with SweepPool(n_workers, chunksize=_chunksize(len(ids), n_workers), kernel=boxes_mode and not small) as pool:
+        done = 0
+        scores: list = []
         for k, score in enumerate(pool.imap(_score_one, jobs)):
-            iid = ids[k]
-            ev.add(iid, score, meta.labels.get(iid), preds[iid] if preds is not None else None)
+            scores.append(score)
+            if len(scores) == _ADD_BLOCK or k + 1 == len(ids):  # accumulated a block at a time
+                block = ids[done : done + len(scores)]
+                labels = [meta.labels.get(i) for i in block]
+                ev.add_many(block, scores, labels, [preds[i] for i in block] if preds is not None else None)
+                done += len(scores)
+                scores = []
             if progress is not None:
                 progress(k + 1, len(ids))
 

@@ -117,22 +117,35 @@ def make_evaluator(dataset: Any, settings: MetricSettings) -> LocalizationEvalua
     return LocalizationEvaluator(settings, **_annotations(dataset), ks=(1, TOPK))
 
 
-def _score_task(task: tuple) -> ImageScore:
-    """Worker entry point: ``(settings, scoremap, gt_boxes, mask, old_map, image_id)``."""
-    st, smap, gt, mask, old_map, image_id = task
+def _score_one(st: MetricSettings, smap, gt, mask, old_map, image_id: str) -> ImageScore:
     if gt is not None and len(gt) == 0:  # every GT box was cropped away (cutmix preset): a miss
         return ImageScore(hits=np.zeros((len(st.iou_thresholds), len(st.thresholds)), dtype=bool), old_iou=0.0)
     return score_image(st, smap, gt, mask, old_map, where=f"score map of {image_id}")
 
 
+def _score_chunk(task: tuple) -> list[ImageScore]:
+    """Worker entry point: ``(settings, scoremaps, gt_boxes, masks, old_maps, image_ids)`` of a
+    few images (maps float32 ``[n, H, W]``, taken value by value as float64 by the sweeps, the
+    old-protocol box and PxAP, so the scores equal those of float64 maps) -> their scores."""
+    st, smaps, gts, masks, old_maps, image_ids = task
+    return [_score_one(st, smaps[j], gts[j], masks[j], old_maps[j], iid) for j, iid in enumerate(image_ids)]
+
+
+def _chunks(n: int, workers: int) -> list[slice]:
+    """Split ``n`` images of a batch into about two tasks per sweep worker (one task in-process)."""
+    parts = max(1, min(n, 2 * workers)) if workers > 1 else 1
+    step = -(-n // parts)
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
+
+
 def _cams(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, method: str):
     """GT-class CAMs min-max normalized (wsolevaluation) and max-normalized (old protocol), and
     the logits of the same pass; all upsampled to the input size on the images' device."""
-    from cam import layer_cams, postprocess
+    from cam import layer_cams, postprocess_many
 
     maps, logits = layer_cams(model, images, labels, method=method)
-    size = tuple(images.shape[-2:])
-    return postprocess(maps, size, "minmax"), postprocess(maps, size, "max"), logits
+    mm, mx = postprocess_many(maps, (int(images.shape[-2]), int(images.shape[-1])), ("minmax", "max"))
+    return mm, mx, logits
 
 
 def _not_finite(batch: dict, j: int, what: str) -> str:
@@ -206,17 +219,15 @@ def run_pass(
         nonlocal scored
         while pending and (block or len(pending) > 1):
             meta, results = pending.popleft()
-            rows = []
-            for (image_id, label, topk, index), score in zip(meta, results):
-                ev.add(image_id, score, label, topk)
-                scored += 1
-                rows.append((index, image_id, label, topk, score))
+            scores = [score for part in results for score in part]
+            ev.add_many([m[0] for m in meta], scores, [m[1] for m in meta], [m[2] for m in meta])
+            scored += len(scores)
             if log is not None:
-                log.scored(rows)
+                log.scored([(index, iid, label, topk, sc) for (iid, label, topk, index), sc in zip(meta, scores)])
 
     bar = tqdm(total=len(idx), desc="evaluate", unit="img", disable=not progress, leave=False)
     try:
-        with SweepPool(workers, chunksize=4) as pool:
+        with SweepPool(workers, chunksize=1) as pool:
             for batch in iterate(loader):
                 for bad in batch["bad"]:
                     skipped.append({"index": bad["index"], "image_id": bad["image_id"], "reason": bad["bad"]})
@@ -239,21 +250,25 @@ def run_pass(
                     raise UserError(_not_finite(batch, int((~finite).nonzero()[0, 0]), "the logits are"))
                 k = min(TOPK, logits.shape[1])
                 top = logits.float().topk(k, dim=1).indices.cpu().numpy()
-                mm_np = mm.cpu().numpy()
+                mm_np = mm.cpu().numpy()  # float32 [B, H, W]
                 mx_np = mx.cpu().numpy()
-                tasks, meta = [], []
-                for j, image_id in enumerate(batch["image_id"]):
-                    smap = mm_np[j] if dtype is None else mm_np[j].astype(dtype)
-                    if save_root is not None:
-                        _save_scoremap(save_root, image_id, smap)
-                    gt = batch["boxes_eval"][j] if ev.has_boxes else None
-                    if gt is not None and len(gt) == 0:
-                        without_gt += 1
-                    mask = batch["mask"][j] if ev.has_masks else None
-                    tasks.append((st, smap.astype(np.float64), gt, mask, mx_np[j].astype(np.float64), image_id))
-                    topk = [int(v) for v in top[j]] + [-1] * (TOPK - k)  # < 5 classes: all in the top 5
-                    meta.append((image_id, int(batch["label"][j]), topk, int(batch["index"][j])))
-                pending.append((meta, pool.imap(_score_task, tasks)))
+                if dtype is not None:  # the metrics use the rounded maps that are saved
+                    mm_np = mm_np.astype(dtype)
+                ids = list(batch["image_id"])
+                n = len(ids)
+                if save_root is not None:
+                    for j, image_id in enumerate(ids):
+                        _save_scoremap(save_root, image_id, mm_np[j])
+                gts = list(batch["boxes_eval"]) if ev.has_boxes else [None] * n
+                without_gt += sum(1 for gt in gts if gt is not None and len(gt) == 0)
+                masks = list(batch["mask"]) if ev.has_masks else [None] * n
+                tasks = [(st, mm_np[c], gts[c], masks[c], mx_np[c], ids[c]) for c in _chunks(n, pool.workers)]
+                pad = [-1] * (TOPK - k)  # < 5 classes: all of them are in the top 5
+                meta = [
+                    (iid, int(batch["label"][j]), [int(v) for v in top[j]] + pad, int(batch["index"][j]))
+                    for j, iid in enumerate(ids)
+                ]
+                pending.append((meta, pool.imap(_score_chunk, tasks)))
                 drain(block=False)  # score the previous batch while this one's sweeps run
                 bar.update(len(batch["image_id"]) + len(batch["bad"]))
             drain(block=True)

@@ -70,3 +70,16 @@ def test_non_finite_maps_name_the_image():
         postprocess(maps, (14, 14))
     with pytest.raises(CAMInputError, match="unknown normalize 'l2'"):
         normalize(maps, "l2")
+
+
+def test_postprocess_many_equals_postprocess_per_mode():
+    from cam import postprocess, postprocess_many
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 7, 7, generator=g)
+    maps[1] = 2.0  # a constant map: zeros in every mode
+    outs = postprocess_many(maps, (20, 24), ("minmax", "max", "none"))
+    assert len(outs) == 3
+    for mode, out in zip(("minmax", "max", "none"), outs):
+        assert out.dtype == torch.float32 and out.shape == (3, 20, 24)
+        assert torch.equal(out, postprocess(maps, (20, 24), mode))
