@@ -727,6 +727,43 @@ def slow_reference(slow_synth, tiny_checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+def _interrupt_evaluate(args: list[str], log: Path, cwd: Path, delay: float = 0.0) -> tuple[int, str]:
+    """Run ``wsol <args>`` in a subprocess, Ctrl-C it ``delay`` s after its per-image log has 5
+    lines; its return code and stderr."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }  # a tiny model: one torch thread, as in-process
+    # its own session: Ctrl-C signals the whole foreground process group (main process and workers)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsol", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.is_file() and log.read_text().count("\n") >= 5):
+            assert proc.poll() is None, f"evaluate ended before it could be interrupted:\n{proc.communicate()}"
+            assert time.monotonic() < deadline, "no per-image log after 120 s"
+            time.sleep(0.01)
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("wsol evaluate still runs 60 s after SIGINT (hung while stopping its workers)")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, stderr
+
+
 @WORKERS
 def test_sigint_during_evaluate_then_resume(workers, slow_synth, slow_reference, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "run" / "r.json"
@@ -744,37 +781,8 @@ def test_sigint_during_evaluate_then_resume(workers, slow_synth, slow_reference,
         "--output",
         str(out),
     ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        "OMP_NUM_THREADS": "1",
-    }  # a tiny model: one torch thread, as in-process
-    # its own session: Ctrl-C signals the whole foreground process group (main process and workers)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsol", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (log.is_file() and log.read_text().count("\n") >= 5):
-            assert proc.poll() is None, f"evaluate ended before it could be interrupted:\n{proc.communicate()}"
-            assert time.monotonic() < deadline, "no per-image log after 120 s"
-            time.sleep(0.01)
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            _, stderr = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("wsol evaluate still runs 60 s after SIGINT (hung while stopping its workers)")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 130, (proc.returncode, stderr)
+    returncode, stderr = _interrupt_evaluate(args, log, tmp_path)
+    assert returncode == 130, (returncode, stderr)
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wsol") and "interrupted" in lines[0], stderr
@@ -788,3 +796,16 @@ def test_sigint_during_evaluate_then_resume(workers, slow_synth, slow_reference,
     assert "resum" in err and str(len(scored)) in err, err  # says how many images it did not redo
     _same_result(out, slow_reference)
     assert not log.exists()
+
+
+def test_sigint_at_several_moments_prints_one_line(slow_synth, tiny_checkpoint, tmp_path):
+    """Ctrl-C lands wherever the main process is (fetching a batch from the loader worker, running
+    the model, waiting for sweeps): always the one line, never a worker's traceback after it."""
+    for k, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.35)):
+        out = tmp_path / f"run{k}" / "r.json"
+        args = ["evaluate", "--no-progress", "--device", "cpu", *SLOW, "--checkpoint", str(tiny_checkpoint)]
+        args += [*_synthetic(slow_synth), "--output", str(out)]
+        returncode, stderr = _interrupt_evaluate(args, out.with_name("r.log.jsonl"), tmp_path, delay)
+        assert returncode == 130, (delay, returncode, stderr)
+        assert "Traceback" not in stderr and "Error" not in stderr, (delay, stderr)
+        assert len(stderr.strip().splitlines()) == 1, (delay, stderr)

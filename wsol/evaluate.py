@@ -39,7 +39,7 @@ from cam.errors import CAMInputError
 from eval.errors import InputError
 from eval.evaluator import ImageScore, LocalizationEvaluator, score_image
 from eval.settings import MetricSettings
-from wsol.data.loading import CarriedError, carry_collate, iterate
+from wsol.data.loading import CarriedError, carry_collate, iterate, worker_init
 from wsol.errors import UserError
 from wsol.resume_log import ResumeLog
 from wsol.runtime import needs_grad
@@ -206,6 +206,7 @@ def run_pass(
         num_workers=loader_workers,
         collate_fn=carry_collate(_collate),
         pin_memory=device.type == "cuda",
+        worker_init_fn=worker_init,
     )
     save_root = Path(save_scoremaps) if save_scoremaps else None
     dtype = np.dtype(scoremap_dtype) if scoremap_dtype is not None and save_root is not None else None

@@ -133,7 +133,7 @@ def make_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
     """Batches in dataset order; iterate it with :func:`wsol.data.loading.iterate` so that a
     worker's user error is raised as itself."""
     from wsol.data import collate
-    from wsol.data.loading import CarryErrors, carry_collate
+    from wsol.data.loading import CarryErrors, carry_collate, worker_init
 
     return DataLoader(
         CarryErrors(dataset),
@@ -141,4 +141,5 @@ def make_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
         shuffle=False,
         num_workers=num_workers,
         collate_fn=carry_collate(collate),
+        worker_init_fn=worker_init,
     )

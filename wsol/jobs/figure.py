@@ -185,12 +185,16 @@ def _read_items(dataset, indices: Sequence[int], workers: int | None) -> list[di
     """``dataset[i]`` for ``indices``, read by DataLoader workers; a worker's user error is raised as itself."""
     from torch.utils.data import DataLoader, Subset
 
-    from wsol.data.loading import CarryErrors, carry_collate, iterate
+    from wsol.data.loading import CarryErrors, carry_collate, iterate, worker_init
     from wsol.runtime import sweep_workers
 
     n = min(sweep_workers(workers), 4)
     loader = DataLoader(
-        CarryErrors(Subset(dataset, list(indices))), batch_size=1, num_workers=n, collate_fn=carry_collate(_first)
+        CarryErrors(Subset(dataset, list(indices))),
+        batch_size=1,
+        num_workers=n,
+        collate_fn=carry_collate(_first),
+        worker_init_fn=worker_init,
     )
     return list(iterate(loader))
 

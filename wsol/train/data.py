@@ -127,7 +127,7 @@ class LoaderTrainSet:
         from torch.utils.data import DataLoader
 
         from wsol.data import collate
-        from wsol.data.loading import CarryErrors, carry_collate, iterate
+        from wsol.data.loading import CarryErrors, carry_collate, iterate, worker_init
 
         local = [b[local_slice(len(b), rank, world_size)] for b in batches]
         loader = DataLoader(
@@ -138,6 +138,7 @@ class LoaderTrainSet:
             pin_memory=self.pin_memory,
             generator=generator,
             persistent_workers=False,
+            worker_init_fn=worker_init,
         )
         for batch in iterate(loader):  # a worker's user error is raised here as itself
             yield batch["image"], batch["label"]
