@@ -9,24 +9,55 @@ changes it.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 __all__ = ["describe_model", "model_line"]
 
 
+class _Features(nn.Module):
+    """``model.forward_features`` as a module's forward (for :func:`torch.func.functional_call`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+def _meta_cam_size(model: nn.Module, image_size: tuple[int, int]) -> list[int]:
+    """The feature map's ``[h, w]`` from a forward on the meta device: shapes only, no arithmetic
+    (a ResNet-50 at 224 px: ~0.06 s instead of ~0.5 s on a CPU); the model is not touched."""
+    state = {
+        f"model.{name}": torch.empty_like(t, device="meta")
+        for name, t in itertools.chain(model.named_parameters(), model.named_buffers())
+    }
+    with torch.no_grad():
+        feats = functional_call(_Features(model), state, (torch.zeros(1, 3, *image_size, device="meta"),))
+    return [int(feats.shape[-2]), int(feats.shape[-1])]
+
+
 def cam_size(model: nn.Module, image_size: tuple[int, int]) -> list[int] | None:
     """``[h, w]`` of the model's CAM feature map for ``image_size`` = ``(H, W)`` inputs (None when
-    the model has no ``forward_features``). One forward of a zero image, in eval mode, no grad."""
+    the model has no ``forward_features``). In eval mode, no grad: a forward on the meta device
+    (shapes only), or, for a model whose forward the meta device cannot run, one forward of a zero
+    image on the model's device."""
     if not hasattr(model, "forward_features"):
         return None
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:
+        try:
+            return _meta_cam_size(model, image_size)
+        except Exception:  # an op without a meta kernel, a data-dependent shape, ...: really run it
+            pass
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
         with torch.no_grad():
             feats = model.forward_features(torch.zeros(1, 3, *image_size, device=device))
     finally:
