@@ -36,7 +36,7 @@ def test_without_worker_init_a_worker_would_stop_on_sigint():  # the control: th
     assert [it["sigint_ignored"] for it in loader] == [False, False]
 
 
-def test_the_toolkit_loaders_install_it(tmp_path):
+def test_the_toolkit_loaders_install_it():
     from wsol.robustness import make_loader
 
     assert make_loader(_WhatTheWorkerSees(), 1, num_workers=1).worker_init_fn is worker_init
