@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import signal
+from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from wsol.data.loading import worker_init
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _WhatTheWorkerSees(Dataset):
@@ -40,3 +45,36 @@ def test_the_toolkit_loaders_install_it():
     from wsol.robustness import make_loader
 
     assert make_loader(_WhatTheWorkerSees(), 1, num_workers=1).worker_init_fn is worker_init
+
+
+_MANAGER_STDERR = """
+import os, sys, torch
+torch.multiprocessing.set_sharing_strategy("file_system")
+if sys.argv[1] == "toolkit":
+    from wsol.data.loading import _start_shm_manager
+    _start_shm_manager()
+else:  # what torch does by itself: the first shared tensor starts the manager
+    torch.empty(1).share_memory_()
+me = os.getpid()
+kids = [int(k) for t in os.listdir(f"/proc/{me}/task") for k in open(f"/proc/{me}/task/{t}/children").read().split()]
+names = {k: open(f"/proc/{k}/comm").read().strip() for k in kids}
+(manager,) = [k for k, n in names.items() if "torch_shm_manager".startswith(n)]  # comm: 15 chars
+print(os.readlink(f"/proc/{manager}/fd/2"))
+print("stderr still works", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("how", ["toolkit", "torch"])
+def test_the_shm_manager_does_not_hold_the_callers_stderr(how):
+    """A pipe reading the CLI's stderr closes when the CLI exits, not 2 s later with the manager."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _MANAGER_STDERR, how], capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == "stderr still works"
+    manager_stderr = p.stdout.strip()
+    if how == "toolkit":
+        assert manager_stderr == os.devnull
+    else:  # the control: left to torch, the manager holds the pipe
+        assert manager_stderr.startswith("pipe:")
