@@ -530,6 +530,14 @@ class SweepPool:
         self.kernel = bool(kernel)
         self._pool = None
 
+    def start(self) -> None:
+        """Load the kernel (with ``kernel``) and start the workers now rather than at the first
+        :meth:`imap`: to overlap a wait, such as a DataLoader's first batch. Idempotent."""
+        if self.workers > 1:
+            self._get()
+        elif self.kernel:
+            warm_up()  # the sweeps run in this process: load the kernel they use
+
     def _get(self):
         if self._pool is None and self.workers > 1:
             if self.kernel:

@@ -229,7 +229,10 @@ def run_pass(
     bar = tqdm(total=len(idx), desc="evaluate", unit="img", disable=not progress, leave=False)
     try:
         with SweepPool(workers, chunksize=1) as pool:
-            for batch in iterate(loader):
+            batches = iter(loader)  # the DataLoader workers start on the first batch now
+            if idx:
+                pool.start()  # while they decode it: load the sweep kernel, start the sweep workers
+            for batch in iterate(batches):
                 for bad in batch["bad"]:
                     skipped.append({"index": bad["index"], "image_id": bad["image_id"], "reason": bad["bad"]})
                     if log is not None:

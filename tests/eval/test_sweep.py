@@ -393,3 +393,38 @@ def test_largest_component_ties_go_to_the_first_in_row_major_order():
         first = min(best, key=lambda i: np.flatnonzero(lab.ravel() == i)[0])
         ys, xs = np.nonzero(lab == first)
         np.testing.assert_array_equal(largest_component_box(m), [xs.min(), ys.min(), xs.max(), ys.max()])
+
+
+# ---------------------------------------------------------------------------- the process pool
+
+
+def test_pool_start_forks_the_workers_once_and_gives_the_same_results():
+    from eval.sweep import SweepPool
+
+    maps = [_normalize(np.random.default_rng(i).random((9, 11))) for i in range(4)]
+    gt = np.array([[1, 2, 6, 8]])
+    t = thresholds_from_interval(0.1)
+    with SweepPool(2) as pool:
+        assert pool._pool is None  # lazy: nothing runs until started or used
+        pool.start()
+        started = pool._pool
+        assert started is not None
+        pool.start()  # idempotent
+        assert pool._pool is started
+        got = list(pool.imap(_best_iou_job, [(m, gt, t) for m in maps]))
+        assert pool._pool is started  # imap uses the started pool
+    assert got == [_best_iou_job((m, gt, t)) for m in maps]
+
+
+def test_pool_start_in_process_loads_the_kernel():
+    import eval.sweep as sw
+
+    with sw.SweepPool(1) as pool:
+        pool.start()
+        assert pool._pool is None  # one worker: sweeps run in this process ...
+        assert sw._kernel is not None  # ... with the kernel loaded
+
+
+def _best_iou_job(job):
+    m, gt, t = job
+    return [float(v) for v in sweep(m, gt, t, multi_contour=True).best_iou]

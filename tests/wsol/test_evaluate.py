@@ -470,3 +470,55 @@ def test_compare_evaluates_checkpoints_at_once(tiny_checkpoint, tiny_synth, tmp_
     table = (out / "comparison.md").read_text()
     assert "| MaxBoxAccV2 |" in table and "p = 1.000" in table  # identical models: no difference
     assert json.loads((out / "b" / "result.json").read_text())["num_images"] == 18
+
+
+def test_the_sweep_pool_starts_while_the_loader_decodes_the_first_batch(tiny_checkpoint, tiny_synth, monkeypatch):
+    # the kernel load and the sweep workers' start overlap the DataLoader's first batch
+    import eval.sweep
+    import wsol.evaluate as we
+    from eval.settings import MetricSettings
+    from wsol.evaluate import make_evaluator, run_pass
+
+    events: list[str] = []
+
+    class Loader(we.DataLoader):
+        def __iter__(self):
+            events.append("loader started")
+            return super().__iter__()
+
+    start = eval.sweep.SweepPool.start
+
+    def recorded_start(self):
+        events.append("pool started")
+        start(self)
+
+    iterate = we.iterate
+
+    def recorded_iterate(batches):
+        for batch in iterate(batches):
+            events.append("batch")
+            yield batch
+
+    monkeypatch.setattr(we, "DataLoader", Loader)
+    monkeypatch.setattr(eval.sweep.SweepPool, "start", recorded_start)
+    monkeypatch.setattr(we, "iterate", recorded_iterate)
+    dataset = build_dataset("synthetic", tiny_synth, "test")
+    model = load_checkpoint(tiny_checkpoint)
+    st = MetricSettings()
+    for workers, loader_workers in ((2, 1), (0, 0)):
+        events.clear()
+        out = run_pass(
+            model,
+            dataset,
+            make_evaluator(dataset, st),
+            device="cpu",
+            batch_size=8,
+            workers=workers,
+            loader_workers=loader_workers,
+            progress=False,
+        )
+        assert out.images_scored == len(dataset)
+        assert events[:3] == ["loader started", "pool started", "batch"], (workers, events[:3])
+    events.clear()
+    run_pass(model, dataset, make_evaluator(dataset, st), device="cpu", indices=[], workers=2, progress=False)
+    assert "pool started" not in events  # nothing to score (a finished resume): no pool
