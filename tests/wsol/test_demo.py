@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from wsol.cli import main
 
 
@@ -58,3 +60,44 @@ def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
         report.split("\n\n")[1].startswith("**Finding.** Over 2 seeds, the CutMix effect ")
         and "## Across 2 seeds" in report
     )
+
+
+def _comparison(v2: tuple[float, float], loc: tuple[float, float]):
+    """A comparison of baseline and CutMix where CutMix's MaxBoxAccV2 / top-1 loc rows have the
+    given (delta, p-value)."""
+    from eval.compare import Comparison, ComparisonRow
+
+    rows = []
+    for metric, (delta, p) in (("MaxBoxAccV2", v2), ("top1_loc", loc)):
+        rows.append(ComparisonRow("baseline", metric, 40.0, (38.0, 42.0)))
+        rows.append(ComparisonRow("CutMix", metric, 40.0 + delta, (38.0 + delta, 42.0 + delta), delta, p))
+
+    class _Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    return Comparison([_Named("baseline"), _Named("CutMix")], ["MaxBoxAccV2", "top1_loc"], rows)
+
+
+@pytest.mark.parametrize(
+    "v2, loc, head",
+    [
+        ((2.1, 0.1), (9.2, 0.0003), "differs from baseline at p < 0.05 on top-1 loc (higher) but not on MaxBoxAccV2:"),
+        ((-3.0, 0.01), (1.0, 0.5), "differs from baseline at p < 0.05 on MaxBoxAccV2 (lower) but not on top-1 loc:"),
+        ((2.0, 0.01), (9.0, 0.001), "localizes better than baseline on both MaxBoxAccV2 and top-1 loc (p < 0.05):"),
+        ((-2.0, 0.01), (-9.0, 0.001), "localizes worse than baseline on both MaxBoxAccV2 and top-1 loc (p < 0.05):"),
+        (
+            (2.0, 0.01),
+            (-9.0, 0.001),
+            "on MaxBoxAccV2 and top-1 loc in opposite directions (MaxBoxAccV2 +, top-1 loc -):",
+        ),
+        ((2.0, 0.2), (9.0, 0.3), "does not differ from baseline at p < 0.05 on MaxBoxAccV2 or top-1 loc:"),
+    ],
+)
+def test_the_finding_names_which_headline_metric_differs(v2, loc, head):
+    # "only on top-1 loc" read as "on no other row", which the tables below it contradicted
+    from wsol.jobs.demo import lead_sentence
+
+    text = lead_sentence(_comparison(v2, loc))
+    assert text.startswith("In this one-seed run CutMix ") and head in text, text
+    assert "only on" not in text
