@@ -92,8 +92,8 @@ class SplitMetadata:
 
 def format_problems(problems: list[Problem], what: str, shown: int = _SHOWN_PROBLEMS) -> str:
     """One message listing the first ``shown`` problems and the total count (one line for one problem)."""
-    if len(problems) == 1:
-        return f"{what}: {problems[0]}"
+    if len(problems) == 1:  # "<what>: <file>: ...", or "<file>: ..." when the problem is ``what`` itself
+        return str(problems[0]) if problems[0].file == what else f"{what}: {problems[0]}"
     lines = [str(p) for p in problems[:shown]]
     more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
     return f"{len(problems)} problem(s) in {what}:\n  " + "\n  ".join(lines) + more

@@ -438,6 +438,14 @@ MAP_CASES = {
 }
 
 
+def test_a_missing_metadata_folder_is_named_once(scoremaps, tmp_path, capsys):
+    missing = tmp_path / "no_such_metadata"
+    args = ["evaluate-scoremaps", "--metadata-dir", str(missing), "--scoremap-dir", str(scoremaps)]
+    rc = main([*args, "--no-progress", "--output", str(tmp_path / "r.json")])
+    err = _user_error(capsys, rc, "metadata folder does not exist", cmd="evaluate-scoremaps")
+    assert err.count(str(missing)) == 1, err
+
+
 @pytest.mark.parametrize("kind", list(MAP_CASES))
 def test_bad_scoremap_names_the_image(kind, meta, scoremaps, tmp_path, capsys):
     victim = (meta / "image_ids.txt").read_text().splitlines()[2]
@@ -560,6 +568,23 @@ def test_checkpoint_of_the_wrong_class_count(tiny_synth, tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "two.pt", _small(2))
     rc = _evaluate(["--checkpoint", str(ckpt), *_data_args(tiny_synth), "--output", str(tmp_path / "r.json")])
     _user_error(capsys, rc, str(ckpt), "3 classes", "2 outputs")
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", bytes(range(128, 228))], ids=["text", "binary"])
+def test_a_file_that_is_no_checkpoint_gets_no_weights_only_advice(content, tiny_synth, tmp_path, capsys):
+    # torch's refusal advises weights_only=False, which cannot help a file that is no pickle
+    ckpt = tmp_path / "not_a_checkpoint.pt"
+    ckpt.write_bytes(content)
+    rc = _evaluate(["--checkpoint", str(ckpt), *_data_args(tiny_synth), "--output", str(tmp_path / "r.json")])
+    err = _user_error(capsys, rc, str(ckpt), "truncated or corrupt", "Unsupported operand")
+    assert "weights_only" not in err and "trusted source" not in err, err
+    # the real stderr: torch's warning about the pickle protocol of the failed load is not printed
+    cmd = [sys.executable, "-m", "wsol", "evaluate", "--device", "cpu", "--checkpoint", str(ckpt)]
+    cmd += [*_data_args(tiny_synth), "--output", str(tmp_path / "r.json")]
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("wsol evaluate: error: ") and "Unsupported operand" in proc.stderr, proc.stderr
 
 
 def test_truncated_checkpoint(tiny_checkpoint, tiny_synth, tmp_path, capsys):

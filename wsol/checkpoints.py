@@ -48,6 +48,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,13 +164,28 @@ def _code_globals(path: Path) -> list[str]:
     return out
 
 
+def _unpickling_reason(msg: str) -> str:
+    """The reason in torch's weights-only refusal (``"Unsupported operand 103"``), without the
+    advice around it to load with ``weights_only=False`` (which does not apply to a file that is
+    not a pickle); otherwise the message's first line."""
+    found = re.search(r"WeightsUnpickler error:(.*?)(?:Check the documentation|$)", msg, re.S)
+    if found and found.group(1).strip():
+        return " ".join(found.group(1).split())
+    return msg.splitlines()[0] if msg else ""
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj = torch.load(p, map_location=map_location, weights_only=True)
+        for w in caught:  # loaded: torch's warnings stand (a failure's are dropped: the error says it)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return obj
     except pickle.UnpicklingError as exc:
         msg = str(exc)
         # torch refuses protocol-4/5 pickles at their first FRAME opcode ("Unsupported operand
@@ -189,7 +205,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
             ) from None
         raise UserError(
             f"{p}: cannot read the checkpoint (truncated or corrupt file?): "
-            f"{msg.splitlines()[0] if msg else type(exc).__name__}"
+            f"{_unpickling_reason(msg) or type(exc).__name__}"
         ) from None
     except (
         RuntimeError,

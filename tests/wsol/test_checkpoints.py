@@ -220,3 +220,17 @@ def test_not_a_checkpoint(tmp_path):
     torch.save({"epoch": 3}, tmp_path / "nosd.pth")
     with pytest.raises(UserError, match="no state dict found.*'epoch'"):
         load_checkpoint(tmp_path / "nosd.pth")
+
+
+def test_a_successful_load_keeps_torchs_warnings(tmp_path, monkeypatch):
+    import warnings
+
+    def load(*args, **kwargs):
+        warnings.warn("a note from torch.load", UserWarning, stacklevel=2)
+        return {"w": torch.zeros(1)}
+
+    path = tmp_path / "m.pt"
+    path.write_bytes(b"x")
+    monkeypatch.setattr(torch, "load", load)
+    with pytest.warns(UserWarning, match="a note from torch.load"):
+        assert set(read_checkpoint(path)) == {"w"}
