@@ -809,3 +809,96 @@ def test_sigint_at_several_moments_prints_one_line(slow_synth, tiny_checkpoint, 
         assert returncode == 130, (delay, returncode, stderr)
         assert "Traceback" not in stderr and "Error" not in stderr, (delay, stderr)
         assert len(stderr.strip().splitlines()) == 1, (delay, stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# counts on the command line: one argparse line, before anything runs
+
+_EVAL = ["--checkpoint", "c.pt", "--dataset", "synthetic", "--data-root", "d", "--output", "r.json"]
+BAD_COUNTS = [
+    (["evaluate", *_EVAL, "--batch-size", "0"], "--batch-size", "at least 1"),
+    (["evaluate", *_EVAL, "--workers", "-1"], "--workers", "0 (in this process) or more"),
+    (["evaluate-scoremaps", "--metadata-dir", "m", "--scoremap-dir", "s", "--workers", "-3"], "--workers", "or more"),
+    (["compare", "a.json", "b.json", "--decimals", "-1"], "--decimals", "invalid choice"),
+    (["figure", "per-class", "a.json", "--out", "f.png", "--max-classes", "0"], "--max-classes", "at least 1"),
+    (
+        [
+            "figure",
+            "grid",
+            "--checkpoint",
+            "c.pt",
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            "d",
+            "--out",
+            "f.png",
+            "--images",
+            "0",
+        ],
+        "--images",
+        "at least 1",
+    ),
+    (
+        ["zoo", "study", "imagenet-resnet50", "--data-root", "d", "--out", "o", "--batch-size", "0"],
+        "--batch-size",
+        "at least 1",
+    ),
+    (
+        [
+            "robustness",
+            "--checkpoint",
+            "c.pt",
+            "--occlusion",
+            "center",
+            "--dataset",
+            "synthetic",
+            "--data-root",
+            "d",
+            "--steps",
+            "0",
+        ],
+        "--steps",
+        "at least 1",
+    ),
+    (["demo", "--parallel", "0"], "--parallel", "at least 1"),
+    (["demo", "--seeds", "0"], "--seeds", "at least 1"),
+    (["evaluate", *_EVAL, "--batch-size", "many"], "--batch-size", "whole number"),
+]
+
+
+@pytest.mark.parametrize("argv, flag, why", BAD_COUNTS, ids=[f"{a[0]}-{f}-{a[-1]}" for a, f, _ in BAD_COUNTS])
+def test_a_bad_count_is_one_argparse_line(argv, flag, why, tmp_path, monkeypatch, capsys):
+    # --batch-size 0 reached the DataLoader (a ValueError traceback); demo --parallel 0 looped forever
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"wsol {argv[0]}") and f"argument {flag}" in last and why in last, err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_demo_checks_the_benchmark_before_starting(tmp_path, capsys):
+    # the data stage's error came back as a CalledProcessError traceback after the child's line
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--classes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "wsol demo: error: --classes must be at least 2", err
+    assert not out.exists()
+
+
+def test_evaluate_scoremaps_workers_0_runs_in_this_process_like_evaluate(meta, scoremaps, tmp_path):
+    # `evaluate --workers 0` meant "in this process" while evaluate-scoremaps refused 0
+    results = {}
+    for w in ("0", "1", "2"):
+        out = tmp_path / f"w{w}.json"
+        assert (
+            _scoremaps_cli(["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps), "--output", str(out)], w)
+            == 0
+        )
+        res = json.loads(out.read_text())
+        results[w] = {k: res.get(k) for k in METRICS}
+    assert results["0"] == results["1"] == results["2"]

@@ -135,16 +135,40 @@ def model_options(args: argparse.Namespace) -> dict:
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 32) -> None:
     g = parser.add_argument_group("runtime")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="images per batch (default: %(default)s)")
+    g.add_argument(
+        "--batch-size", type=positive_int, default=batch_size, help="images per batch (default: %(default)s)"
+    )
     g.add_argument(
         "--device", default=None, help="torch device, e.g. cuda, cuda:1, cpu (default: cuda when available, else cpu)"
     )
     g.add_argument(
         "--workers",
-        type=int,
+        type=worker_count,
         default=None,
-        help="CPU worker processes for data loading / box sweeps (default: number of cores)",
+        help="CPU worker processes for data loading / box sweeps; 0 = all in this process (default: number of cores)",
     )
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1 (``--batch-size``, ``--images``, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def worker_count(text: str) -> int:
+    """argparse type of ``--workers``: a number of processes, >= 0 (0 and 1: in this process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (in this process) or more, got {value}")
+    return value
 
 
 def parse_fraction(text: str) -> float:

@@ -53,7 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv", default=None, metavar="FILE", help="write the tidy CSV (one row per model and metric) to FILE"
     )
-    parser.add_argument("--decimals", type=int, default=1, help="decimals in the Markdown table (default: 1)")
+    parser.add_argument(
+        "--decimals",
+        type=int,
+        choices=range(7),
+        metavar="0..6",
+        default=1,
+        help="decimals in the Markdown table (default: 1)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsol.commands._common import positive_int
+
 HELP = "synthetic benchmark -> train baseline/Cutout/Mixup/CutMix -> evaluate -> report.md"
 DESCRIPTION = (
     HELP
@@ -32,12 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed, help="(default: %(default)s)")
     parser.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=d.seeds,
         metavar="N",
         help="training seeds per method: SEED .. SEED+N-1 (default: %(default)s)",
     )
-    parser.add_argument("--parallel", type=int, default=d.parallel, help="trainings at once (default: %(default)s)")
+    parser.add_argument(
+        "--parallel", type=positive_int, default=d.parallel, help="trainings at once (default: %(default)s)"
+    )
     parser.add_argument(
         "--set",
         dest="train_set",

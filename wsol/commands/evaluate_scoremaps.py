@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from eval.cores import usable_cores
-from wsol.commands._common import add_metric_arguments, metric_settings
+from wsol.commands._common import add_metric_arguments, metric_settings, worker_count
 
 HELP = "MaxBoxAcc, MaxBoxAccV2, PxAP (and top-1/top-5 loc) of saved score maps, exact and fast"
 DESCRIPTION = (
@@ -59,7 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CSV image_id,pred1[,pred2,...] (best first, 0-based): adds top-1/top-5 localization and classification",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help=f"worker processes (default: number of cores, here {usable_cores()})"
+        "--workers",
+        type=worker_count,
+        default=None,
+        help=f"worker processes; 0 or 1 = in this process (default: number of cores, here {usable_cores()})",
     )
     parser.add_argument("--output", default=None, help="result JSON path (default: print the JSON)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
@@ -77,10 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         refuse_overwrite(args.output, args.overwrite)
         ensure_output_dir(args.output)  # an unwritable output fails before the sweep, not after
-    if args.workers is not None and args.workers < 1:
-        from eval.errors import InputError
-
-        raise InputError(f"--workers must be >= 1, got {args.workers}")
     state: dict = {}  # the progress bar, made once the number of images is known
 
     def progress(done: int, total: int) -> None:

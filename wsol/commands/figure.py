@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from wsol.commands._common import add_model_arguments, model_options
+from wsol.commands._common import add_model_arguments, model_options, positive_int, worker_count
 
 HELP = "figures (PNG + PDF): CAM comparison grid, BoxAcc-vs-threshold curves, per-class accuracy"
 DESCRIPTION = (
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(g)
     g.add_argument(
         "--workers",
-        type=int,
+        type=worker_count,
         default=None,
         help="DataLoader processes reading the chosen images (default: one per core, at most 4)",
     )
@@ -86,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data preset (default: %(default)s; --protocol is an alias)",
     )
     pick = g.add_mutually_exclusive_group()
-    pick.add_argument("--images", type=int, default=4, help="number of images (rows; default: %(default)s)")
+    pick.add_argument("--images", type=positive_int, default=4, help="number of images (rows; default: %(default)s)")
     pick.add_argument("--ids", nargs="+", default=None, help="image ids to show, as in image_ids.txt")
     g.add_argument(
         "--select",
@@ -156,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-class CSV column: top1_loc, gt_known_loc, MaxBoxAccV2_hits, top1_cls "
         "(default: the first every file has, in that order)",
     )
-    p.add_argument("--max-classes", type=int, default=15, help="classes shown as bars (default: %(default)s)")
+    p.add_argument("--max-classes", type=positive_int, default=15, help="classes shown as bars (default: %(default)s)")
     p.add_argument(
         "--order",
         choices=["spread", "worst", "best"],

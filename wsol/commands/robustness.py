@@ -10,6 +10,7 @@ from wsol.commands._common import (
     add_runtime_arguments,
     model_options,
     parse_fraction,
+    positive_int,
 )
 
 HELP = "top-1 accuracy under FGSM attack or centre/boundary occlusion (CutMix paper Table 11, Fig. 5a)"
@@ -41,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--eps", type=parse_fraction, default=8 / 255, help="FGSM step in [0,1] pixel units (default 8/255)"
     )
-    parser.add_argument("--steps", type=int, default=8, help="occlusion: number of side steps from 0 to the image side")
+    parser.add_argument(
+        "--steps", type=positive_int, default=8, help="occlusion: number of side steps from 0 to the image side"
+    )
     add_data_arguments(parser)
     add_runtime_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (robustness.json, and the occlusion figure)")

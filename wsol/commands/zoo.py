@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from wsol.commands._common import positive_int, worker_count
+
 HELP = "published models: list them, download them (--checkpoint zoo:NAME), run the ImageNet study"
 DESCRIPTION = (
     HELP
@@ -90,18 +92,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--plan", action="store_true", help="print what would be downloaded and run; do nothing")
     st.add_argument(
         "--images",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="a quick look: N images spread evenly over the split (not the published protocol)",
     )
-    st.add_argument("--grid-images", type=int, default=6, help="rows of the CAM grid (default: %(default)s)")
+    st.add_argument("--grid-images", type=positive_int, default=6, help="rows of the CAM grid (default: %(default)s)")
     st.add_argument(
         "--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> (default: $WSOL_MIRROR)"
     )
     st.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    st.add_argument("--batch-size", type=int, default=32, help="images per batch (default: %(default)s)")
-    st.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: number of cores)")
+    st.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default: %(default)s)")
+    st.add_argument(
+        "--workers", type=worker_count, default=None, help="CPU worker processes (default: number of cores)"
+    )
     st.add_argument(
         "--overwrite",
         action="store_true",

@@ -116,6 +116,17 @@ def run_demo(cfg: DemoConfig) -> Path:
     root = Path(cfg.out)
     if cfg.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    if cfg.parallel < 1:
+        raise UserError("--parallel must be at least 1")
+    from wsol.data import SynthConfig
+
+    SynthConfig(  # the data stage's own checks, before anything is written
+        classes=cfg.classes,
+        train_per_class=cfg.train_per_class,
+        test_per_class=cfg.test_per_class,
+        size=cfg.size,
+        seed=cfg.seed,
+    ).validate()
     if cfg.fresh and root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -130,7 +141,7 @@ def run_demo(cfg: DemoConfig) -> Path:
         st.say(f"1/5 generating the synthetic benchmark in {data}")
         if data.exists():
             shutil.rmtree(data)
-        subprocess.run(
+        synth = subprocess.run(
             _wsol(
                 "data",
                 "synth",
@@ -147,8 +158,9 @@ def run_demo(cfg: DemoConfig) -> Path:
                 "--seed",
                 str(cfg.seed),
             ),
-            check=True,
         )
+        if synth.returncode != 0:  # its one-line error is already on stderr
+            raise UserError(f"demo stage 1/5 failed: `wsol data synth` exited with status {synth.returncode}")
         st.mark("synth")
     else:
         st.say("1/5 synthetic benchmark: reusing")
