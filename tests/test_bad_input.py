@@ -192,6 +192,8 @@ def test_missing_image_names_the_file_and_annotation_line(data, tiny_checkpoint,
     # data check lists it too
     report = _check(capsys, ["--format", "synthetic", "--root", str(data)])
     _listed(report, "images.txt", lineno, "does not exist")
+    # spelled as in evaluate (--dataset / --data-root): the same report
+    assert _check(capsys, _data_args(data)) == report
 
 
 def test_greyscale_cmyk_rgba_palette_and_16bit_images_are_converted(data, tiny_checkpoint, tmp_path):

@@ -93,3 +93,14 @@ def test_compare_argument_errors(tmp_path, capsys):
     assert main(["compare", a, "--out", str(tmp_path), "--csv", "x.csv"]) == 2
     assert main(["compare", str(tmp_path / "missing.json")]) == 2
     assert "result file not found" in capsys.readouterr().err
+
+
+def test_a_json_that_is_no_result_is_refused(tmp_path, capsys):
+    # compare put such a file in the table as a column of dashes
+    a = _result(tmp_path / "base", A, IDS)
+    other = tmp_path / "config.json"
+    other.write_text(json.dumps({"checkpoint": "m.pt", "batch_size": 32}))
+    assert main(["compare", a, str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(other) in err and "not a result" in err and "checkpoint, batch_size" in err, err

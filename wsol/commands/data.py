@@ -82,8 +82,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validate a dataset tree; print one JSON object",
         description="Validate a dataset tree and list every problem as JSON.",
     )
-    c.add_argument("--format", required=True, choices=DATASETS.names(), help="dataset format: %(choices)s")
-    c.add_argument("--root", required=True, help="dataset root (folder the image paths are relative to)")
+    # --dataset / --data-root: the spelling of evaluate, train and the other commands
+    c.add_argument(
+        "--format",
+        "--dataset",
+        dest="format",
+        required=True,
+        choices=DATASETS.names(),
+        help="dataset format: %(choices)s",
+    )
+    c.add_argument(
+        "--root",
+        "--data-root",
+        dest="root",
+        required=True,
+        help="dataset root (folder the image paths are relative to)",
+    )
     c.add_argument(
         "--metadata-dir",
         default=None,
