@@ -269,9 +269,10 @@ def compare_results(results: Sequence[Result | str | os.PathLike], names: Sequen
     metrics = table_metrics(loaded)
     for r in loaded:  # a JSON object with none of the metrics is not a result (a wrong file given)
         if not table_metrics([r]):
+            keys = ", ".join(list(r.data)[:8]) or "none"
             raise InputError(
                 f"{r.path}: not a result of `wsol evaluate` or `evaluate-scoremaps`: it has none of the "
-                f"metrics (top1_cls, MaxBoxAcc, MaxBoxAccV2, PxAP, ...); its keys: {', '.join(list(r.data)[:8]) or 'none'}"
+                f"metrics (top1_cls, MaxBoxAcc, MaxBoxAccV2, PxAP, ...); its keys: {keys}"
             )
     notes: list[str] = []
 
