@@ -353,3 +353,22 @@ def test_empty_split_is_a_problem_of_the_split_file(tmp_path, capsys):
         build_dataset("cub", cub, "test")
     rc, rep = _run_check(capsys, "--format", "cub", "--root", str(cub), "--split", "test")
     assert rc == 1 and [Path(p["file"]).name for p in rep["problems"]] == ["train_test_split.txt"]
+
+
+def test_a_split_folder_given_directly_names_the_split(tmp_path, capsys, tiny_checkpoint):
+    # --metadata-dir metadata/ILSVRC/val (the default --split is test): the report and the
+    # result said "test" while they described val
+    data, test_dir = write_wsoleval(tmp_path)
+    val = test_dir.rename(test_dir.with_name("val"))
+    args = ["--metadata-dir", str(val), "--dataset", "wsolevaluation", "--data-root", str(data)]
+    rc, rep = _run_check(capsys, *args)
+    assert rc == 0 and rep["split"] == "val", rep
+    out = tmp_path / "r.json"
+    rc = main(
+        ["evaluate", "--no-progress", "--device", "cpu", "--workers", "0", "--checkpoint", str(tiny_checkpoint)]
+        + args
+        + ["--output", str(out)]
+    )
+    assert rc == 0, capsys.readouterr().err
+    res = json.loads(out.read_text())
+    assert res["split"] == "val" and res["preset"]["split"] == "val"

@@ -125,7 +125,7 @@ def check_dataset(
         problems.extend(check_images(scan))
     return {
         "format": fmt,
-        "split": split,
+        "split": scan.split,  # as resolved: a wsolevaluation split folder given directly names it
         "images": len(scan.records),
         "classes": scan.num_classes,
         "boxes": int(sum(len(r.boxes) for r in scan.records)),

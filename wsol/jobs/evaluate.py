@@ -323,7 +323,8 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
             model=minfo,
             cam_method=cfg.cam_method,
             dataset=cfg.dataset,
-            split=cfg.split,
+            # as resolved (a wsolevaluation split folder given as --metadata-dir names the split)
+            split=getattr(getattr(dataset, "scan", None), "split", cfg.split),
             preset=dataset.describe() if hasattr(dataset, "describe") else cfg.preset,
             scoremaps=saved,
             num_skipped=len(skipped),
