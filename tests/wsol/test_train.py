@@ -279,3 +279,29 @@ def test_memory_cache_crops_match_resized_images(synth):
         ]
         assert min(float((c - images[j]).abs().max()) for c in crops) < 1e-5
         assert labels[j] == ds.records[i].label
+
+
+@pytest.mark.parametrize("at_epoch", [1, 3])
+def test_ctrl_c_says_what_is_kept_and_how_to_continue(at_epoch, synth, tmp_path, monkeypatch, capsys):
+    # it printed "wsol train: interrupted" and nothing about last.pt or --resume
+    from wsol.cli import main
+
+    real, calls = trainer_mod._run_epoch, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at_epoch:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "_run_epoch", interrupted)
+    out = tmp_path / "run"
+    sets = ["data_root=" + str(synth), "cache_images=true", "epochs=3", "batch_size=8", "threads=1"]
+    argv = ["train", "--recipe", "synthetic_cpu", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(argv + sum((["--set", s] for s in sets), [])) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("wsol train: interrupted; ") and "Traceback" not in "\n".join(err), err
+    if at_epoch == 1:
+        assert "no epoch had finished" in err[-1] and not (out / "last.pt").exists()
+    else:
+        assert f"{out / 'last.pt'} holds epoch 2 of 3" in err[-1] and "--resume" in err[-1]

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from wsol import runtime as D
-from wsol.errors import UserError
+from wsol.errors import Interrupted, UserError
 from wsol.train.config import TrainConfig, config_to_dict, validate
 from wsol.train.data import LoaderTrainSet, MemoryTrainSet, derive_seed, epoch_batches
 from wsol.train.optim import build_sgd, lr_factor, set_epoch_lr, soft_cross_entropy
@@ -159,9 +159,28 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Pat
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         return _train(cfg, Path(out_dir), resume, info)
+    except KeyboardInterrupt:
+        raise Interrupted(_kept_after_interrupt(Path(out_dir), cfg.epochs)) from None
     finally:
         torch.set_num_threads(threads)  # a library call leaves the caller's setting alone
         D.cleanup(info)
+
+
+def _kept_after_interrupt(out: Path, epochs: int) -> str:
+    """What a Ctrl-C leaves in ``out`` and how to go on (``last.pt`` is written whole after each
+    epoch, so it holds the last finished one)."""
+    if not (out / "last.pt").is_file():
+        return f"no epoch had finished, so {out} holds nothing to resume; rerun the same command to start again"
+    epoch = "the last finished epoch"
+    try:
+        rows = (out / "log.jsonl").read_text(encoding="utf-8").splitlines()
+        epoch = f"epoch {int(json.loads(rows[-1])['epoch'])} of {epochs}"
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        pass
+    return (
+        f"{out / 'last.pt'} holds {epoch}; rerun the same command with --resume to continue "
+        "(same final weights as an uninterrupted run)"
+    )
 
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
