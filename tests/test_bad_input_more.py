@@ -902,3 +902,19 @@ def test_evaluate_scoremaps_workers_0_runs_in_this_process_like_evaluate(meta, s
         res = json.loads(out.read_text())
         results[w] = {k: res.get(k) for k in METRICS}
     assert results["0"] == results["1"] == results["2"]
+
+
+def test_ctrl_c_while_the_command_is_imported_is_one_line(monkeypatch, capsys):
+    # Ctrl-C 0.1 s after start landed in the command module's imports: a KeyboardInterrupt traceback
+    import wsol.cli
+
+    def importing(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wsol.cli, "build_parser", importing)
+    try:
+        rc = main(["evaluate-scoremaps", "--metadata-dir", "m", "--scoremap-dir", "s"])
+    except KeyboardInterrupt:  # would stop the whole pytest session
+        pytest.fail("KeyboardInterrupt escaped wsol.cli.main")
+    assert rc == 130
+    assert capsys.readouterr().err == "wsol evaluate-scoremaps: interrupted\n"

@@ -101,10 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"wsol: unknown command {name!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    parser = build_parser(name)
-    args = parser.parse_args(rest)
-    args.debug = debug
-    try:
+    try:  # Ctrl-C is one line from here on, also while the command's modules are imported
+        parser = build_parser(name)
+        args = parser.parse_args(rest)
+        args.debug = debug
         return int(_load(name).run(args) or 0)
     except KeyboardInterrupt as exc:
         if debug:
