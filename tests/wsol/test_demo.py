@@ -101,3 +101,38 @@ def test_the_finding_names_which_headline_metric_differs(v2, loc, head):
     text = lead_sentence(_comparison(v2, loc))
     assert text.startswith("In this one-seed run CutMix ") and head in text, text
     assert "only on" not in text
+
+
+def test_ctrl_c_stops_the_running_children_and_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    # an interrupted parent left its trainings running on their own, and said only "interrupted"
+    import subprocess
+    import sys
+
+    from wsol.cli import main
+    from wsol.jobs import demo
+
+    started: list[subprocess.Popen] = []
+    popen = subprocess.Popen
+
+    def recorded(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    sleep, calls = demo.time.sleep, []
+
+    def interrupted(seconds):  # the first sleep of the polling loop is Ctrl-C; the rest are sleeps
+        calls.append(seconds)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(demo.subprocess, "Popen", recorded)
+    monkeypatch.setattr(demo.time, "sleep", interrupted)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    monkeypatch.setattr(
+        demo, "_run_demo", lambda cfg: demo._run_parallel({"a": sleeper, "b": sleeper}, tmp_path, 2, {})
+    )
+    assert main(["demo", "--out", str(tmp_path / "d")]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("wsol demo: interrupted; finished stages are kept in ") and "rerun the same command" in err
+    assert len(started) == 2 and all(p.poll() is not None for p in started)  # stopped, not left running

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wsol.errors import UserError
+from wsol.errors import Interrupted, UserError
 
 AUGS = ("none", "cutout", "mixup", "cutmix")
 DISPLAY = {"none": "baseline", "cutout": "Cutout", "mixup": "Mixup", "cutmix": "CutMix"}
@@ -76,24 +76,50 @@ def _run_parallel(jobs: dict[str, list[str]], logs: Path, parallel: int, env: di
     pending = list(jobs.items())
     running: dict[str, tuple[subprocess.Popen, object]] = {}
     failed: list[str] = []
-    while pending or running:
-        while pending and len(running) < parallel:
-            name, argv = pending.pop(0)
-            fh = open(logs / f"{name}.log", "w")
-            running[name] = (subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env), fh)
-        time.sleep(0.2)
-        for name, (proc, fh) in list(running.items()):
-            if proc.poll() is not None:
-                fh.close()
-                del running[name]
-                if proc.returncode != 0:
-                    failed.append(name)
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                name, argv = pending.pop(0)
+                fh = open(logs / f"{name}.log", "w")
+                running[name] = (subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env), fh)
+            time.sleep(0.2)
+            for name, (proc, fh) in list(running.items()):
+                if proc.poll() is not None:
+                    fh.close()
+                    del running[name]
+                    if proc.returncode != 0:
+                        failed.append(name)
+    except BaseException:  # Ctrl-C (or an error) here: no child is left running on its own
+        _stop([proc for proc, _ in running.values()])
+        for _, fh in running.values():
+            fh.close()
+        raise
     if failed:
         tails = "\n".join(
             f"--- {n} (log {logs / (n + '.log')}):\n" + "\n".join((logs / f"{n}.log").read_text().splitlines()[-15:])
             for n in failed
         )
         raise UserError(f"demo stage failed for {', '.join(failed)}\n{tails}")
+
+
+def _stop(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
+    """Interrupt ``procs`` as Ctrl-C would (a training keeps its last finished epoch), then kill
+    whatever still runs after ``grace`` seconds."""
+    import signal
+
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace
+    try:
+        for proc in procs:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):  # too slow, or a second Ctrl-C
+        pass
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def train_seeds(cfg: DemoConfig) -> list[int]:
@@ -112,7 +138,18 @@ def result_paths(root: Path, cfg: DemoConfig, seed: int) -> list[str]:
 
 
 def run_demo(cfg: DemoConfig) -> Path:
-    """Run (or finish) the demo in ``cfg.out``; return the path of ``report.md``."""
+    """Run (or finish) the demo in ``cfg.out``; return the path of ``report.md``. After Ctrl-C the
+    same call continues: finished stages are reused and trainings resume from their last epoch."""
+    try:
+        return _run_demo(cfg)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"finished stages are kept in {cfg.out}; rerun the same command (without --fresh) to "
+            "continue: trainings resume from their last finished epoch"
+        ) from None
+
+
+def _run_demo(cfg: DemoConfig) -> Path:
     root = Path(cfg.out)
     if cfg.seeds < 1:
         raise UserError("--seeds must be at least 1")
