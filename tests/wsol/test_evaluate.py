@@ -522,3 +522,33 @@ def test_the_sweep_pool_starts_while_the_loader_decodes_the_first_batch(tiny_che
     events.clear()
     run_pass(model, dataset, make_evaluator(dataset, st), device="cpu", indices=[], workers=2, progress=False)
     assert "pool started" not in events  # nothing to score (a finished resume): no pool
+
+
+def test_compare_reuses_finished_checkpoints_and_refuses_another_configuration(
+    tiny_checkpoint, tiny_synth, tmp_path, capsys, monkeypatch
+):
+    # every compare --checkpoint run evaluated again from scratch (an interrupted one too)
+    out = tmp_path / "cmp"
+    base = ["compare", "--checkpoint", str(tiny_checkpoint), "--names", "a", "--dataset", "synthetic"]
+    base += ["--data-root", str(tiny_synth), "--device", "cpu", "--workers", "0", "--out", str(out), "--quiet"]
+    assert main(base) == 0
+    first = (out / "a" / "result.json").read_text()
+    capsys.readouterr()
+    assert main(base) == 0  # reused, not evaluated again
+    assert "already finished with this configuration" in capsys.readouterr().err
+    assert (out / "a" / "result.json").read_text() == first
+    assert main([*base, "--batch-size", "5"]) == 2  # another configuration: refused, naming the key
+    err = capsys.readouterr().err
+    assert "batch_size" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1, err
+    assert main([*base, "--batch-size", "5", "--overwrite"]) == 0
+
+    import wsol.evaluate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wsol.evaluate, "run_pass", interrupted)
+    capsys.readouterr()
+    assert main([*base, "--batch-size", "6", "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("wsol compare: interrupted; ") and "rerun the same command (without --overwrite)" in err

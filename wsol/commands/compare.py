@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evaluate this checkpoint first (repeat; needs --dataset, --data-root, --out)",
     )
     parser.add_argument("--cam-method", default="cam", help="CAM method for --checkpoint evaluations")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="--checkpoint: evaluate again even where OUT/<name>/result.json exists (by default a finished "
+        "evaluation with the same configuration is reused, an interrupted one continues, and one with "
+        "another configuration is refused)",
+    )
     add_data_arguments(parser, required=False)
     add_runtime_arguments(parser)
     parser.add_argument(
@@ -100,25 +107,36 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     names = (args.names or [])[len(args.results) :] or [Path(c.removeprefix("zoo:")).stem for c in args.checkpoint]
     if len(set(names)) != len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
+    from wsol.errors import Interrupted
+    from wsol.jobs.evaluate import result_paths
+
     paths = []
     for name, ckpt in zip(names, args.checkpoint):
         out = Path(args.out) / name / "result.json"
-        result = run_evaluate(
-            EvaluateConfig(
-                checkpoint=ckpt,
-                dataset=args.dataset,
-                data_root=args.data_root,
-                metadata_dir=args.metadata_dir,
-                split=args.split,
-                preset=args.preset,
-                cam_method=args.cam_method,
-                batch_size=args.batch_size,
-                device=args.device,
-                workers=args.workers,
-                output=str(out),
-                overwrite=True,
+        try:
+            result = run_evaluate(
+                EvaluateConfig(
+                    checkpoint=ckpt,
+                    dataset=args.dataset,
+                    data_root=args.data_root,
+                    metadata_dir=args.metadata_dir,
+                    split=args.split,
+                    preset=args.preset,
+                    cam_method=args.cam_method,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    workers=args.workers,
+                    output=str(out),
+                    overwrite=args.overwrite,
+                    resume=not args.overwrite,  # a finished result is reused, an interrupted one finished
+                )
             )
-        )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{result_paths(str(out))['log']} keeps the images of {name} scored so far and finished "
+                "models are kept; rerun the same command (without --overwrite) to finish (same numbers "
+                "as an uninterrupted run)"
+            ) from None
         print(f"{name}: {format_summary(result)}")
         paths.append(str(out))
     return paths
