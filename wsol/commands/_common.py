@@ -149,12 +149,16 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 
     )
 
 
-def positive_int(text: str) -> int:
-    """argparse type of a count that must be >= 1 (``--batch-size``, ``--images``, ...)."""
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1 (``--batch-size``, ``--images``, ...)."""
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -162,10 +166,7 @@ def positive_int(text: str) -> int:
 
 def worker_count(text: str) -> int:
     """argparse type of ``--workers``: a number of processes, >= 0 (0 and 1: in this process)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (in this process) or more, got {value}")
     return value
