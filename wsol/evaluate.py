@@ -39,6 +39,7 @@ from cam.errors import CAMInputError
 from eval.errors import InputError
 from eval.evaluator import ImageScore, LocalizationEvaluator, score_image
 from eval.settings import MetricSettings
+from wsol import defaults
 from wsol.data.loading import CarriedError, carry_collate, iterate, worker_init
 from wsol.errors import UserError
 from wsol.resume_log import ResumeLog
@@ -171,8 +172,8 @@ def run_pass(
     evaluator: LocalizationEvaluator,
     *,
     device: torch.device | str | None = None,
-    batch_size: int = 32,
-    cam_method: str = "cam",
+    batch_size: int = defaults.BATCH_SIZE,
+    cam_method: str = defaults.CAM_METHOD,
     workers: int = 0,
     indices: Sequence[int] | None = None,
     log: ResumeLog | None = None,
@@ -287,8 +288,8 @@ def evaluate_model(
     *,
     settings: MetricSettings | None = None,
     device: torch.device | str | None = None,
-    batch_size: int = 32,
-    cam_method: str = "cam",
+    batch_size: int = defaults.BATCH_SIZE,
+    cam_method: str = defaults.CAM_METHOD,
     workers: int = 0,
     progress: bool = True,
     **setting_changes: Any,

@@ -472,6 +472,36 @@ def test_compare_evaluates_checkpoints_at_once(tiny_checkpoint, tiny_synth, tmp_
     assert json.loads((out / "b" / "result.json").read_text())["num_images"] == 18
 
 
+def test_compare_checkpoint_takes_the_options_of_evaluate(tiny_checkpoint, tiny_synth, tmp_path, capsys):
+    # compare --checkpoint evaluated at the default metric options only, and took any --cam-method
+    options = ["--dataset", "synthetic", "--data-root", str(tiny_synth), "--device", "cpu", "--workers", "0"]
+    options += ["--cam-curve-interval", "0.05", "--iou-thresholds", "40", "60", "--sigma", "0.3"]
+    options += ["--cam-method", "gradcam", "--batch-size", "5"]
+    alone = tmp_path / "alone.json"
+    assert _run(["--checkpoint", str(tiny_checkpoint), *options, "--output", str(alone)]) == 0
+    out = tmp_path / "cmp"
+    cmd = ["compare", "--checkpoint", str(tiny_checkpoint), "--names", "a", *options, "--out", str(out), "--quiet"]
+    assert main([*cmd, "--no-progress"]) == 0
+    assert _numbers(out / "a" / "result.json") == _numbers(alone)
+    assert set(json.loads(alone.read_text())["MaxBoxAcc"]) == {"40", "60"}
+    config = json.loads((out / "a" / "result.config.json").read_text())
+    assert config["cam_method"] == "gradcam" and config["metrics"]["cam_curve_interval"] == 0.05
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", "--checkpoint", str(tiny_checkpoint), "--cam-method", "nonsense"])
+    assert exit_.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
+
+
+def test_compare_refuses_evaluation_options_without_a_checkpoint(tmp_path, capsys):
+    # they were accepted and silently did nothing: the result files record their own options
+    assert main(["compare", "a.json", "b.json", "--dataset", "synthetic", "--cam-curve-interval", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "--dataset, --cam-curve-interval: only used to evaluate a --checkpoint" in err, err
+    assert main(["compare", "a.json", "--workers", "2"]) == 2
+    assert "--workers: only used to evaluate a --checkpoint" in capsys.readouterr().err
+
+
 def test_the_sweep_pool_starts_while_the_loader_decodes_the_first_batch(tiny_checkpoint, tiny_synth, monkeypatch):
     # the kernel load and the sweep workers' start overlap the DataLoader's first batch
     import eval.sweep

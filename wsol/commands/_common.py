@@ -8,11 +8,16 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from wsol import defaults
+
 if TYPE_CHECKING:  # pragma: no cover
     from eval.settings import MetricSettings
+    from wsol.jobs.evaluate import EvaluateConfig
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = "test", required: bool = True) -> None:
+def add_data_arguments(
+    parser: argparse.ArgumentParser, *, split_default: str = defaults.SPLIT, required: bool = True
+) -> None:
     from wsol.data import DATASETS, PRESETS
 
     g = parser.add_argument_group("data")
@@ -26,7 +31,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, split_default: str = 
         "--preset",
         "--protocol",
         dest="preset",
-        default="wsolevaluation",
+        default=defaults.PRESET,
         choices=list(PRESETS),
         help="data preset: 'wsolevaluation' resizes to SxS with no crop; 'cutmix' resizes to "
         "S*256/224 and centre-crops S (default: %(default)s; --protocol is an alias)",
@@ -99,6 +104,49 @@ def metric_settings(args: argparse.Namespace) -> MetricSettings:
     )
 
 
+def add_cam_method_argument(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "CAM method"
+) -> None:
+    """``--cam-method``, its choices from :data:`cam.CAM_METHODS`."""
+    from cam import CAM_METHODS
+
+    parser.add_argument(
+        "--cam-method",
+        default=defaults.CAM_METHOD,
+        choices=list(CAM_METHODS),
+        help=f"{help} (default: %(default)s)",
+    )
+
+
+def evaluate_config(args: argparse.Namespace, *, checkpoint: str, output: str, **fields: object) -> EvaluateConfig:
+    """The :class:`~wsol.jobs.evaluate.EvaluateConfig` of ``checkpoint`` -> ``output`` from the
+    shared groups a command added (:func:`add_model_arguments`, :func:`add_data_arguments`,
+    :func:`add_metric_arguments`, :func:`add_cam_method_argument`, :func:`add_runtime_arguments`,
+    ``--no-progress``); ``fields`` set the command's own options (``overwrite``, ``resume``, ...).
+    Every command that evaluates a checkpoint builds its configuration here, so ``wsol evaluate``
+    and ``wsol compare --checkpoint`` give the same numbers for the same options."""
+    from wsol.jobs.evaluate import EvaluateConfig
+
+    return EvaluateConfig(
+        checkpoint=checkpoint,
+        output=output,
+        arch=args.arch,
+        arch_options=model_options(args),
+        dataset=args.dataset,
+        data_root=args.data_root,
+        metadata_dir=args.metadata_dir,
+        split=args.split,
+        preset=args.preset,
+        cam_method=args.cam_method,
+        metrics=metric_settings(args),
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        progress=not args.no_progress,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 def add_model_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--arch`` and the architecture options a checkpoint's weights cannot reveal; read them back
     with :func:`model_options`. Each run states which options it assumed and names these flags."""
@@ -133,7 +181,7 @@ def model_options(args: argparse.Namespace) -> dict:
     }
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser, *, batch_size: int = 32) -> None:
+def add_runtime_arguments(parser: argparse.ArgumentParser, *, batch_size: int = defaults.BATCH_SIZE) -> None:
     g = parser.add_argument_group("runtime")
     g.add_argument(
         "--batch-size", type=positive_int, default=batch_size, help="images per batch (default: %(default)s)"

@@ -28,26 +28,41 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from wsol.commands._common import add_data_arguments, add_runtime_arguments
+    from wsol.commands._common import (
+        add_cam_method_argument,
+        add_data_arguments,
+        add_metric_arguments,
+        add_model_arguments,
+        add_runtime_arguments,
+    )
 
     parser.add_argument(
         "results", nargs="*", metavar="RESULT_JSON", help="result files; the first is the reference of the paired tests"
     )
-    parser.add_argument(
+    c = parser.add_argument_group(
+        "--checkpoint evaluations",
+        "each --checkpoint is evaluated as `wsol evaluate` would with the options of this group and "
+        "of the data, metrics and runtime groups; they act on --checkpoint only (with result files "
+        "alone they are refused: the files record their own options)",
+    )
+    c.add_argument(
         "--checkpoint",
         action="append",
         default=[],
         help="evaluate this checkpoint first (repeat; needs --dataset, --data-root, --out)",
     )
-    parser.add_argument("--cam-method", default="cam", help="CAM method for --checkpoint evaluations")
-    parser.add_argument(
+    add_model_arguments(c)
+    add_cam_method_argument(c, "CAM method of the --checkpoint evaluations")
+    c.add_argument(
         "--overwrite",
         action="store_true",
         help="--checkpoint: evaluate again even where OUT/<name>/result.json exists (by default a finished "
         "evaluation with the same configuration is reused, an interrupted one continues, and one with "
         "another configuration is refused)",
     )
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_data_arguments(parser, required=False)
+    add_metric_arguments(parser)
     add_runtime_arguments(parser)
     parser.add_argument(
         "--names",
@@ -83,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
     results = list(args.results)
     if args.checkpoint:
         results += _evaluate_checkpoints(args)
+    else:
+        idle = _evaluation_options_given(args)
+        if idle:
+            raise UserError(
+                f"{', '.join(idle)}: only used to evaluate a --checkpoint, and none is given (result "
+                f"files record their own options); give --checkpoint or drop {'it' if len(idle) == 1 else 'them'}"
+            )
     if not results:
         raise UserError("give result files or --checkpoint files to compare")
     comp = compare_results(results, names=args.names)
@@ -96,11 +118,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# options that only act on --checkpoint evaluations (the result files' own options are in the files)
+_RESULT_OPTIONS = {"results", "names", "out", "markdown", "csv", "decimals", "quiet", "checkpoint", "command", "debug"}
+
+
+def _evaluation_options_given(args: argparse.Namespace) -> list[str]:
+    """The --checkpoint evaluation options given a value other than their default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    return [
+        action.option_strings[0]
+        for action in parser._actions
+        if action.option_strings
+        and action.dest not in _RESULT_OPTIONS
+        and getattr(args, action.dest, action.default) != action.default
+    ]
+
+
 def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     """Run ``wsol evaluate`` for every ``--checkpoint`` into ``OUT/<name>/result.json``."""
     from eval.results import format_summary
+    from wsol.commands._common import evaluate_config
     from wsol.errors import UserError
-    from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
+    from wsol.jobs.evaluate import run_evaluate
 
     if not (args.out and args.dataset and args.data_root):
         raise UserError("--checkpoint needs --dataset, --data-root and --out")
@@ -114,21 +154,10 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     for name, ckpt in zip(names, args.checkpoint):
         out = Path(args.out) / name / "result.json"
         try:
+            # a finished result is reused, an interrupted one finished (--overwrite: evaluate again)
             result = run_evaluate(
-                EvaluateConfig(
-                    checkpoint=ckpt,
-                    dataset=args.dataset,
-                    data_root=args.data_root,
-                    metadata_dir=args.metadata_dir,
-                    split=args.split,
-                    preset=args.preset,
-                    cam_method=args.cam_method,
-                    batch_size=args.batch_size,
-                    device=args.device,
-                    workers=args.workers,
-                    output=str(out),
-                    overwrite=args.overwrite,
-                    resume=not args.overwrite,  # a finished result is reused, an interrupted one finished
+                evaluate_config(
+                    args, checkpoint=ckpt, output=str(out), overwrite=args.overwrite, resume=not args.overwrite
                 )
             )
         except KeyboardInterrupt:

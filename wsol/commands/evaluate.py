@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from wsol.commands._common import (
+    add_cam_method_argument,
     add_data_arguments,
     add_metric_arguments,
     add_model_arguments,
     add_runtime_arguments,
-    metric_settings,
-    model_options,
+    evaluate_config,
 )
 
 HELP = "evaluate a checkpoint: top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, PxAP, with 95% intervals"
@@ -35,13 +35,11 @@ Examples:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from cam import CAM_METHODS
-
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (any supported layout)")
     add_model_arguments(parser)
     add_data_arguments(parser)
     m = add_metric_arguments(parser)
-    m.add_argument("--cam-method", default="cam", choices=list(CAM_METHODS), help="CAM method (default: %(default)s)")
+    add_cam_method_argument(m)
     parser.add_argument(
         "--label-subset",
         action="store_true",
@@ -84,22 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from eval.results import format_summary
-    from wsol.jobs.evaluate import EvaluateConfig, run_evaluate
+    from wsol.jobs.evaluate import run_evaluate
 
-    cfg = EvaluateConfig(
+    cfg = evaluate_config(
+        args,
         checkpoint=args.checkpoint,
-        arch=args.arch,
-        arch_options=model_options(args),
-        dataset=args.dataset,
-        data_root=args.data_root,
-        metadata_dir=args.metadata_dir,
-        split=args.split,
-        preset=args.preset,
-        cam_method=args.cam_method,
-        metrics=metric_settings(args),
-        batch_size=args.batch_size,
-        device=args.device,
-        workers=args.workers,
         output=args.output,
         save_scoremaps=args.save_scoremaps,
         scoremap_dtype=args.scoremap_dtype,
@@ -107,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         resume=args.resume,
         skip_bad=args.skip_bad,
-        progress=not args.no_progress,
     )
     result = run_evaluate(cfg)
     if result is not None:  # None on non-zero ranks under torchrun

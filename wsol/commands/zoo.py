@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from wsol import defaults
 from wsol.commands._common import positive_int, worker_count
 
 HELP = "published models: list them, download them (--checkpoint zoo:NAME), run the ImageNet study"
@@ -102,7 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirror", default=None, help="folder or http(s) URL serving <mirror>/<filename> (default: $WSOL_MIRROR)"
     )
     st.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    st.add_argument("--batch-size", type=positive_int, default=32, help="images per batch (default: %(default)s)")
+    st.add_argument(
+        "--batch-size", type=positive_int, default=defaults.BATCH_SIZE, help="images per batch (default: %(default)s)"
+    )
     st.add_argument(
         "--workers", type=worker_count, default=None, help="CPU worker processes (default: number of cores)"
     )

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from eval.boxes import check_inclusive_boxes
 from eval.errors import InputError
+from wsol import defaults
 from wsol.data.formats import scan_dataset
 from wsol.data.images import open_rgb, read_gray
 from wsol.data.records import Record, Scan
@@ -38,7 +39,7 @@ class WSOLDataset(Dataset):
         self,
         scan: Scan,
         *,
-        preset: str = "wsolevaluation",
+        preset: str = defaults.PRESET,
         train: bool = False,
         size: int | None = None,
         transform: Any = None,
@@ -114,7 +115,7 @@ def build_dataset(
     split: str,
     *,
     metadata_dir: str | Path | None = None,
-    preset: str = "wsolevaluation",
+    preset: str = defaults.PRESET,
     train: bool = False,
     size: int | None = None,
     transform: Any = None,

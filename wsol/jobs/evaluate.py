@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from eval.settings import MetricSettings
+from wsol import defaults
 from wsol.errors import Interrupted, UserError
 
 __all__ = ["EvaluateConfig", "run_evaluate", "result_paths", "software_versions", "guarded_config"]
@@ -53,11 +54,11 @@ class EvaluateConfig:
     arch: str | None = None
     arch_options: dict = field(default_factory=dict)
     metadata_dir: str | None = None
-    split: str = "test"
-    preset: str = "wsolevaluation"
-    cam_method: str = "cam"
+    split: str = defaults.SPLIT
+    preset: str = defaults.PRESET
+    cam_method: str = defaults.CAM_METHOD
     metrics: MetricSettings = field(default_factory=MetricSettings)
-    batch_size: int = 32
+    batch_size: int = defaults.BATCH_SIZE
     device: str | None = None
     workers: int | None = None
     save_scoremaps: str | None = None

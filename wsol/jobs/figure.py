@@ -35,6 +35,7 @@ import numpy as np
 from eval.compare import align_per_image, load_results, per_class_matrix
 from eval.figures import GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, per_class_figure, save_figure
 from eval.results import PerImage, boxacc_curve_of, per_image_of
+from wsol import defaults
 from wsol.errors import UserError
 
 __all__ = [
@@ -159,13 +160,13 @@ class GridConfig:
     out: str
     names: list[str] | None = None
     metadata_dir: str | None = None
-    split: str = "test"
-    preset: str = "wsolevaluation"
+    split: str = defaults.SPLIT
+    preset: str = defaults.PRESET
     images: int = 4
     ids: list[str] | None = None
     select: str = "seed"  # "seed" or "disagree" (ignored when ids are given)
     results: list[str] | None = None  # one result JSON per checkpoint (thresholds, disagree)
-    cam_methods: list[str] = field(default_factory=lambda: ["cam"])
+    cam_methods: list[str] = field(default_factory=lambda: [defaults.CAM_METHOD])
     cam_class: str = "gt"  # "gt" or "predicted"
     threshold: float | None = None  # τ for columns without a result file (default DEFAULT_TAU)
     seed: int = 0

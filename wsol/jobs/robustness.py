@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wsol import defaults
 from wsol.errors import UserError
 
 
@@ -24,9 +25,9 @@ class RobustnessConfig:
     occlusion: str | None = None
     steps: int = 8
     metadata_dir: str | None = None
-    split: str = "test"
-    preset: str = "wsolevaluation"
-    batch_size: int = 32
+    split: str = defaults.SPLIT
+    preset: str = defaults.PRESET
+    batch_size: int = defaults.BATCH_SIZE
     device: str | None = None
     workers: int | None = None
     overwrite: bool = False

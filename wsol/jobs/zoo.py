@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.settings import MetricSettings
+from wsol import defaults
 from wsol.errors import UserError
 
 __all__ = [
@@ -55,7 +56,7 @@ class StudyConfig:
     images: int | None = None  # a quick evenly spread subset of N images
     mirror: str | None = None
     metrics: MetricSettings = field(default_factory=MetricSettings)
-    batch_size: int = 32
+    batch_size: int = defaults.BATCH_SIZE
     device: str | None = None
     workers: int | None = None
     grid_images: int = 6

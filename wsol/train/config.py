@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from wsol import defaults
 from wsol.errors import UserError
 
 
@@ -60,9 +61,9 @@ class TrainConfig:
     # -- validation ---------------------------------------------------------------------------
     val_split: str | None = None  # held-out split with boxes (None: no validation)
     val_every: int = 0  # validate every N epochs and after the last (0: never)
-    val_preset: str = "wsolevaluation"
+    val_preset: str = defaults.PRESET
     val_batch_size: int = 64
-    val_cam_method: str = "cam"
+    val_cam_method: str = defaults.CAM_METHOD
 
     # -- runtime ------------------------------------------------------------------------------
     seed: int = 0

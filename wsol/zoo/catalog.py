@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from wsol import defaults
 from wsol.registry import Registry
 
 __all__ = ["ZooEntry", "Published", "Study", "ZOO", "STUDIES", "get_entry", "get_study", "DROPBOX_MEMBER"]
@@ -151,7 +152,7 @@ class Study:
     description: str
     dataset_description: str
     preset: str = "cutmix"
-    cam_method: str = "cam"
+    cam_method: str = defaults.CAM_METHOD
     num_classes: int = 1000
 
     @property
