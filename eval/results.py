@@ -294,7 +294,22 @@ def load_result(path: str | os.PathLike, name: str | None = None) -> Result:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
+    bad = _non_finite(data)
+    if bad is not None:  # the toolkit writes null for a missing value, never NaN / Infinity
+        raise InputError(f"{path}: {bad} is not a finite number; the file was changed or not written by wsol")
     return Result(name=name or _default_name(path), path=path, data=data)
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The key path (``MaxBoxAcc.50``) of the first NaN / Infinity in ``value``, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the value"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        found = _non_finite(v, f"{where}.{k}" if where else str(k))
+        if found is not None:
+            return found
+    return None
 
 
 def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -86,8 +86,13 @@ def load_scoremap(path: Path, image_id: str) -> np.ndarray:
             arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"score map of {image_id!r} not found: {path}") from None
+    except EOFError:  # np.load on an empty file
+        raise InputError(f"score map of {image_id!r} ({path}) is not a readable .npy array: it is empty") from None
     except (ValueError, OSError) as exc:
-        raise InputError(f"score map of {image_id!r} ({path}) is not a readable .npy array: {exc}") from None
+        reason = str(exc)
+        if "pickled" in reason and path.read_bytes()[:6] != b"\x93NUMPY":
+            reason = "it does not start with the .npy magic bytes (not a file written by numpy.save)"
+        raise InputError(f"score map of {image_id!r} ({path}) is not a readable .npy array: {reason}") from None
     return arr
 
 
@@ -159,6 +164,8 @@ def read_predictions(path: str | os.PathLike, image_ids: Sequence[str]) -> dict[
             vals = [int(c) for c in parts[1:]]
         except ValueError:
             raise InputError(f"{p}:{lineno}: predictions must be integer class indices, got {line[:120]!r}") from None
+        if min(vals) < 0:
+            raise InputError(f"{p}:{lineno}: class indices are 0-based, got {min(vals)} in {line[:120]!r}")
         if width is None:
             width = len(vals)
         elif len(vals) != width:
@@ -244,6 +251,11 @@ def evaluate_scoremaps(
         raise InputError(
             f"{metadata_dir} holds masks (OpenImages layout): pass --mask-root, the folder "
             "the mask paths of localization.txt are relative to"
+        )
+    if mask_root is not None and meta.kind == "boxes":
+        raise InputError(
+            f"{metadata_dir} holds boxes (localization.txt lists boxes): the mask root {mask_root} "
+            "would not be read; drop --mask-root"
         )
     if mask_root is not None and not Path(mask_root).is_dir():
         raise InputError(f"mask root {mask_root} is not a folder")

@@ -88,6 +88,8 @@ class MetricSettings:
             raise InputError("give at least one IoU threshold")
         set_(self, "multi_contour", bool(self.multi_contour))
         set_(self, "sigma", float(self.sigma))
+        if not 0.0 <= self.sigma < 1.0:  # NaN fails too
+            raise InputError(f"sigma is a fraction of the map's max in [0, 1); got {self.sigma}")
         for name, allowed in (
             ("normalize", _NORMALIZE),
             ("binarize", _BINARIZE),

@@ -436,6 +436,8 @@ MAP_CASES = {
     "out_of_range": "[0, 1]",
     "object": "not a readable .npy",
     "corrupt": "not a readable .npy",
+    "zero_bytes": "not a readable .npy array: it is empty",  # was an EOFError traceback
+    "text": "does not start with the .npy magic bytes",  # was "contains pickled (object) data"
     "missing": "missing",
 }
 
@@ -456,6 +458,10 @@ def test_bad_scoremap_names_the_image(kind, meta, scoremaps, tmp_path, capsys):
         np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     elif kind == "corrupt":
         path.write_bytes(path.read_bytes()[:100])
+    elif kind == "zero_bytes":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("0.1 0.2\n0.3 0.4\n")
     elif kind == "missing":
         path.unlink()
     else:

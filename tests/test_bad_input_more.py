@@ -647,6 +647,7 @@ def test_failing_overwrite_keeps_the_old_scoremap_result(meta, scoremaps, tmp_pa
     out = tmp_path / "r.json"
     args = ["--metadata-dir", str(meta), "--scoremap-dir", str(scoremaps), "--output", str(out)]
     assert _scoremaps_cli(args, None) == 0
+    capsys.readouterr()
     before = _files(tmp_path)
     assert set(before) >= {"r.json", "r.per_image.csv"}
     np.save(scoremaps / f"{(meta / 'image_ids.txt').read_text().split()[0]}.npy", np.zeros((64, 64)))
@@ -864,6 +865,12 @@ BAD_COUNTS = [
     (["demo", "--parallel", "0"], "--parallel", "at least 1"),
     (["demo", "--seeds", "0"], "--seeds", "at least 1"),
     (["evaluate", *_EVAL, "--batch-size", "many"], "--batch-size", "whole number"),
+    # --sigma nan / 5 / -1 ran and wrote a result (GT-known loc 0.00)
+    (["evaluate", *_EVAL, "--sigma", "nan"], "--sigma", "in [0, 1)"),
+    (["evaluate-scoremaps", "--metadata-dir", "m", "--scoremap-dir", "s", "--sigma", "5"], "--sigma", "in [0, 1)"),
+    (["evaluate", *_EVAL, "--sigma", "-1"], "--sigma", "in [0, 1)"),
+    # 0.5 was read as 0.5 % (MaxBoxAcc@0.5 100.00)
+    (["evaluate", *_EVAL, "--iou-thresholds", "0.5"], "--iou-thresholds", "did you mean 50?"),
 ]
 
 

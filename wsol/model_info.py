@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["describe_model", "model_line"]
+__all__ = ["describe_model", "model_line", "class_count_problem"]
 
 
 class _Features(nn.Module):
@@ -106,3 +106,36 @@ def model_line(name: str, info: dict[str, Any]) -> str:
     else:
         text += "; every option read from the file or given"
     return text
+
+
+def class_count_problem(
+    dataset: Any, model: nn.Module, *, checkpoint: str, where: str, label_subset: bool = False
+) -> str | None:
+    """Why ``dataset`` cannot go through ``model`` (None: it can), checked before any image is read.
+
+    A label outside the model's outputs is always refused (naming the image and the metadata line
+    it comes from); a different class count is refused unless ``label_subset`` (the dataset's
+    labels index the same classes as the model's outputs, e.g. an ImageNet subset). ``where``
+    names the data (``"the synthetic 'test' split at data/"``); a model without ``num_classes``
+    passes."""
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes is None:
+        return None
+    num_classes = int(num_classes)
+    n = dataset.num_classes
+    bad = next((r for r in dataset.records if r.label >= num_classes), None)
+    if bad is not None:
+        src = getattr(bad, "label_source", "") or bad.source
+        return (
+            f"{where} has {n} classes but the checkpoint {checkpoint} has {num_classes} outputs: "
+            f"label {bad.label} of image {bad.image_id!r}{f' ({src})' if src else ''} is out of range "
+            f"0..{num_classes - 1}"
+        )
+    if n != num_classes and not label_subset:
+        return (
+            f"the checkpoint {checkpoint} has {num_classes} classes (its classifier's outputs) but "
+            f"{where} has {n}: use a checkpoint trained on this dataset, or pass --label-subset "
+            "if the dataset's labels index the same classes as the model's outputs (e.g. an ImageNet "
+            "model on an ImageNet subset)"
+        )
+    return None

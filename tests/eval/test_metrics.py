@@ -250,3 +250,12 @@ def test_topk_localization_and_classification():
     assert restored.compute() == r
     with pytest.raises(InputError, match="top-5"):
         Classification().update([1], [[1, 2]])
+
+
+@pytest.mark.parametrize("sigma", [float("nan"), 1.0, 5.0, -0.1])
+def test_metric_settings_refuse_a_sigma_outside_the_unit_interval(sigma):
+    from eval.settings import MetricSettings
+
+    with pytest.raises(InputError, match=r"sigma is a fraction of the map's max in \[0, 1\)"):
+        MetricSettings(sigma=sigma)
+    assert MetricSettings(sigma=0.0).sigma == 0.0

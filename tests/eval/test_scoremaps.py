@@ -135,6 +135,9 @@ def test_bad_map_and_bad_predictions_name_the_culprit(cub, tmp_path):
     csv.write_text(f"{meta.image_ids[0]},1\n")
     with pytest.raises(InputError, match="no predictions for 39 of 40"):
         read_predictions(csv, meta.image_ids)
+    csv.write_text(f"{meta.image_ids[0]},1\n{meta.image_ids[1]},3,-1\n")  # a negative index was taken
+    with pytest.raises(InputError, match=r"p.csv:2: class indices are 0-based, got -1"):
+        read_predictions(csv, meta.image_ids)
 
 
 def test_cli_writes_contract_json_without_importing_torch(cub, tmp_path):
@@ -263,3 +266,21 @@ def test_openimages_subset_pxap(shared_dir, tmp_path):
     os.remove(mask_root / meta.masks[meta.image_ids[2]][0])
     with pytest.raises(InputError, match=meta.masks[meta.image_ids[2]][0].split("/")[-1]):
         evaluate_scoremaps(meta_dir, tmp_path / "maps", mask_root=mask_root, workers=1)
+
+
+def test_the_cli_says_its_old_protocol_columns_binarize_the_saved_maps(cub, tmp_path, capsys):
+    # a user compared its gt_known_loc with wsol evaluate's on the same model and found them apart
+    from wsol.cli import main
+
+    root, meta_dir, _, _, _ = cub
+    args = ["evaluate-scoremaps", "--metadata-dir", str(meta_dir), "--scoremap-dir", str(root / "maps")]
+    assert main([*args, "--workers", "0", "--no-progress", "--output", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "binarize the saved min-max normalized maps" in err and "max-normalized CAM" in err, err
+
+
+def test_a_mask_root_for_a_box_split_is_refused(cub, tmp_path):
+    # it was accepted and never read
+    root, meta_dir, _, _, _ = cub
+    with pytest.raises(InputError, match="holds boxes .* drop --mask-root"):
+        evaluate_scoremaps(meta_dir, root / "maps", mask_root=tmp_path, workers=1)

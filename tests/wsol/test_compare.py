@@ -104,3 +104,17 @@ def test_a_json_that_is_no_result_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(other) in err and "not a result" in err and "checkpoint, batch_size" in err, err
+
+
+@pytest.mark.parametrize("key, value", [("MaxBoxAccV2", "NaN"), ("MaxBoxAcc", '{"30": 1.0, "50": Infinity}')])
+def test_a_result_with_a_non_finite_number_is_refused(tmp_path, capsys, key, value):
+    # "MaxBoxAccV2": NaN showed as "—" with an interval beside it, and "— (p = 1.000)"
+    a = _result(tmp_path / "base", A, IDS)
+    b = _result(tmp_path / "other", B, IDS)
+    data = json.loads(Path(b).read_text())
+    data[key] = "@@"
+    Path(b).write_text(json.dumps(data).replace('"@@"', value))
+    assert main(["compare", a, b]) == 2
+    err = capsys.readouterr().err
+    where = key if key == "MaxBoxAccV2" else "MaxBoxAcc.50"
+    assert f"{b}: {where} is not a finite number" in err and len(err.strip().splitlines()) == 1, err

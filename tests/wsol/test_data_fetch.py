@@ -196,3 +196,29 @@ def test_imagenet_prints_the_steps_then_checks(zoo_env, tmp_path, capsys):
     assert code == 0
     report = json.loads(out[out.index("{") :])
     assert report["format"] == "imagenet" and report["images"] == 4 and report["problems"] == []
+
+
+@pytest.mark.parametrize("name", ["cub", "imagenet"])
+def test_metadata_options_for_another_fetch_are_refused(name, zoo_env, tmp_path, capsys):
+    # --include-ilsvrc-train / --dataset were accepted and ignored (cub went on to download 1.1 GB)
+    rc = main(["data", "fetch", name, "--root", str(tmp_path / "r"), "--dataset", "CUB", "--include-ilsvrc-train"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"--dataset, --include-ilsvrc-train: only for `data fetch wsolevaluation-metadata`, not {name}" in err
+
+
+@pytest.mark.parametrize("name", ["cub", "wsolevaluation-metadata"])
+def test_a_root_under_a_file_is_refused_before_any_download(name, zoo_env, tmp_path, capsys, monkeypatch):
+    # cub tried the 1.1 GB download first
+    import wsol.data.fetch as fetch_mod
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded before checking --root")
+
+    monkeypatch.setattr(fetch_mod, "fetch_cub", no_download)
+    monkeypatch.setattr(fetch_mod, "fetch_wsolevaluation_metadata", no_download)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    rc = main(["data", "fetch", name, "--root", str(blocker / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and f"{blocker} is a file, not a folder" in err, err

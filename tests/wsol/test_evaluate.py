@@ -492,6 +492,17 @@ def test_compare_checkpoint_takes_the_options_of_evaluate(tiny_checkpoint, tiny_
     assert exit_.value.code == 2 and "invalid choice: 'nonsense'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "c\\d"])
+def test_compare_refuses_names_that_leave_the_output_folder(tiny_checkpoint, tiny_synth, tmp_path, capsys, name):
+    # --names "a/b" ".." wrote OUT/a/b/result.json and OUT/../result.json
+    out = tmp_path / "deep" / "cmp"
+    cmd = ["compare", "--checkpoint", str(tiny_checkpoint), "--names", name, "--dataset", "synthetic"]
+    assert main([*cmd, "--data-root", str(tiny_synth), "--workers", "0", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--names: {name!r}" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "deep").exists()
+
+
 def test_compare_refuses_evaluation_options_without_a_checkpoint(tmp_path, capsys):
     # they were accepted and silently did nothing: the result files record their own options
     assert main(["compare", "a.json", "b.json", "--dataset", "synthetic", "--cam-curve-interval", "0.001"]) == 2
@@ -570,6 +581,7 @@ def test_compare_reuses_finished_checkpoints_and_refuses_another_configuration(
     assert main([*base, "--batch-size", "5"]) == 2  # another configuration: refused, naming the key
     err = capsys.readouterr().err
     assert "batch_size" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1, err
+    assert "--resume" not in err  # compare has no --resume: the message named an option never given
     assert main([*base, "--batch-size", "5", "--overwrite"]) == 0
 
     import wsol.evaluate

@@ -305,3 +305,16 @@ def test_ctrl_c_says_what_is_kept_and_how_to_continue(at_epoch, synth, tmp_path,
         assert "no epoch had finished" in err[-1] and not (out / "last.pt").exists()
     else:
         assert f"{out / 'last.pt'} holds epoch 2 of 3" in err[-1] and "--resume" in err[-1]
+
+
+def test_a_training_set_smaller_than_a_batch_writes_nothing(synth, tmp_path, capsys):
+    # refused in one line, but config.json and config.yaml were already in the out folder
+    from wsol.cli import main
+
+    out = tmp_path / "run"
+    sets = ["data_root=" + str(synth), "epochs=1", "batch_size=100000", "threads=1"]
+    argv = ["train", "--recipe", "synthetic_cpu", "--out", str(out), "--no-progress", "--device", "cpu"]
+    assert main(argv + sum((["--set", s] for s in sets), [])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "fewer than one batch of 100000" in err[-1] and "Traceback" not in "\n".join(err), err
+    assert not out.exists() or list(out.iterdir()) == []

@@ -265,6 +265,41 @@ def test_torchvision_entry_from_a_mirror_and_a_wrong_hash(server, zoo_env, tmp_p
     assert files_under(tmp_path / "torch") == []
 
 
+def test_a_garbage_file_in_the_hub_cache_is_refused_and_removed(server, zoo_env, tmp_path, monkeypatch, capsys):
+    # torchvision checks the name's hash on download only: the garbage was unpickled, the error
+    # quoted torch's advice to load it with weights_only=False, and the file stayed
+    ckpt = tiny_cutmix_checkpoint()
+    fname = f"tiny-{sha256(ckpt)[:8]}.pth"
+    _fake_weights(monkeypatch, dead_url(fname))
+    register(monkeypatch, tiny_entry("tiny-tv-g", dead_url(fname), fname, kind="torchvision"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints" / fname
+    hub.parent.mkdir(parents=True)
+    hub.write_bytes(b"not a checkpoint at all")
+    code, _, err = _run(capsys, "zoo", "download", "tiny-tv-g")
+    line = _one_line_error(err)
+    assert code == 2 and f"refused {hub}" in line and "does not start with" in line and "removed" in line, line
+    assert "weights_only" not in line and not hub.exists()
+
+
+def test_an_archive_with_other_weights_is_refused_and_nothing_is_kept(server, zoo_env, monkeypatch, capsys):
+    # the checkpoint inside was refused but the zip stayed in the cache
+    from tests.wsol.zoo_server import checkpoint_bytes, tiny_state_dict
+
+    body = zip_bytes({"folder/model_best.pth.tar": checkpoint_bytes(tiny_state_dict(num_classes=5))})
+    entry, _ = _zip_entry(server, monkeypatch, name="tiny-otherzip", body=body)
+    code, _, err = _run(capsys, "zoo", "download", entry.name)
+    line = _one_line_error(err)
+    assert code == 2 and "does not hold the small_cnn weights" in line and "removed from the cache" in line, line
+    assert [f for f in files_under(zoo_env) if f != "hashes.json"] == []
+
+
+def test_a_mirror_of_an_unsupported_scheme_is_named(zoo_env, capsys):
+    # ftp://x/ was taken as a folder: "mirror ftp://x/ has no file ftp:/x/..."
+    code, _, err = _run(capsys, "zoo", "download", "resnet50-cutmix", "--mirror", "ftp://x/")
+    line = _one_line_error(err)
+    assert code == 2 and "--mirror ftp://x/: unsupported URL scheme 'ftp'" in line, line
+
+
 # ------------------------------------------------------------------------------ a real entry
 
 

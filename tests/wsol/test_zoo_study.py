@@ -123,6 +123,26 @@ def test_plan_reports_a_class_list_that_does_not_fit(zoo_env, tmp_path, capsys):
     assert code == 1 and "problem: the models have 1000 classes but" in text
 
 
+def test_plan_reports_an_output_folder_in_a_file(zoo_env, tmp_path, capsys):
+    # --out under a regular file: the plan exited 0 and the run failed later
+    root = fake_imagenet(tmp_path / "ILSVRC2012")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, text, _ = _run(
+        capsys, "zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(blocker / "o"), "--plan"
+    )
+    assert code == 1 and f"problem: --out {blocker / 'o'}: {blocker} is a file, not a folder" in text, text
+
+
+def test_more_images_than_the_split_has_is_refused(zoo_env, tmp_path, capsys):
+    # planned "subset-100000" of a 4-image split without a word
+    root = fake_imagenet(tmp_path / "ILSVRC2012")
+    argv = ["zoo", "study", "imagenet-resnet50", "--data-root", str(root), "--out", str(tmp_path / "o")]
+    code, _, err = _run(capsys, *argv, "--plan", "--images", "100000")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--images 100000 is more than the 4 images" in err and not (tmp_path / "o").exists()
+
+
 def test_plan_of_a_tree_without_boxes_is_one_line(zoo_env, tmp_path, capsys):
     root = fake_imagenet(tmp_path / "ILSVRC2012")
     (root / "LOC_val_solution.csv").unlink()

@@ -48,6 +48,16 @@ def _interval(text: str) -> float:
     return v
 
 
+def _sigma(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= v < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"a fraction of the CAM's max in [0, 1), got {text}")
+    return v
+
+
 def _percent(text: str) -> float:
     try:
         v = float(text)
@@ -55,6 +65,10 @@ def _percent(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
     if not (0.0 <= v <= 100.0):
         raise argparse.ArgumentTypeError(f"IoU thresholds are percentages in [0, 100], got {v}")
+    if 0.0 < v < 1.0:  # a fraction typed for a percentage: IoU 0.5 is 50
+        raise argparse.ArgumentTypeError(
+            f"IoU thresholds are percentages (50 means IoU 0.5); got {text}: did you mean {v * 100:g}?"
+        )
     return int(v) if v.is_integer() else v
 
 
@@ -85,7 +99,7 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
     )
     g.add_argument(
         "--sigma",
-        type=float,
+        type=_sigma,
         default=S.DEFAULT_SIGMA,
         help="old protocol: CAM threshold as a fraction of the map's max (default: %(default)s, CutMix)",
     )

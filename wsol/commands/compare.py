@@ -145,6 +145,12 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
     if not (args.out and args.dataset and args.data_root):
         raise UserError("--checkpoint needs --dataset, --data-root and --out")
     names = (args.names or [])[len(args.results) :] or [Path(c.removeprefix("zoo:")).stem for c in args.checkpoint]
+    for name in names:  # each names the folder OUT/<name>/ of its evaluation
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise UserError(
+                f"--names: {name!r} names the folder {args.out}/<name>/ of a --checkpoint evaluation; "
+                "use a name without '/' or '\\', other than '.' and '..'"
+            )
     if len(set(names)) != len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
     from wsol.errors import Interrupted

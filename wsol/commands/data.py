@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 HELP = "generate the synthetic benchmark (synth), validate a dataset tree (check), download one (fetch)"
 DESCRIPTION = (
@@ -190,12 +191,35 @@ def run(args: argparse.Namespace) -> int:
     return 0 if not report["problems"] else 1
 
 
-def _fetch(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _check_root(root: Path) -> None:
+    """UserError unless ``root`` is, or can be created as, a writable folder (nothing is created:
+    a failed fetch leaves no trace)."""
+    import os
 
+    from wsol.errors import UserError
+
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise UserError(f"--root {root}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--root {root}: {existing} is not writable")
+
+
+def _fetch(args: argparse.Namespace) -> int:
     from wsol.data import fetch
+    from wsol.errors import UserError
 
     progress = not args.no_progress
+    if args.name != "wsolevaluation-metadata":  # these two choose among the metadata's files
+        given = [
+            f for f, v in (("--dataset", args.datasets), ("--include-ilsvrc-train", args.include_ilsvrc_train)) if v
+        ]
+        if given:
+            raise UserError(f"{', '.join(given)}: only for `data fetch wsolevaluation-metadata`, not {args.name}")
+    if args.name != "imagenet":  # an unwritable --root fails now, not after the download
+        _check_root(Path(args.root))
     if args.name == "cub":
         report = fetch.fetch_cub(
             args.root, mirror=args.mirror, progress=progress, annotations_only=args.annotations_only

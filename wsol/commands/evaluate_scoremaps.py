@@ -11,6 +11,13 @@ import argparse
 from eval.cores import usable_cores
 from wsol.commands._common import add_metric_arguments, metric_settings, worker_count
 
+# the old protocol binarizes what it is given: here the saved maps (min-max normalized), where
+# `wsol evaluate` binarizes the max-normalized CAM; the two can disagree on an image
+OLD_PROTOCOL_NOTE = (
+    "note: GT-known / top-1 / top-5 loc (old protocol) binarize the saved min-max normalized maps here; "
+    "`wsol evaluate` binarizes the max-normalized CAM, so these three can differ from its numbers "
+    "(MaxBoxAcc, MaxBoxAccV2 and PxAP are the same)"
+)
 HELP = "MaxBoxAcc, MaxBoxAccV2, PxAP (and top-1/top-5 loc) of saved score maps, exact and fast"
 DESCRIPTION = (
     HELP
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_result(args.output, result, per_image=per_image if has_boxes else None, overwrite=args.overwrite)
         print(format_summary(result, style="plain"))
+        if has_boxes:
+            print(OLD_PROTOCOL_NOTE, file=sys.stderr)
         print(f"wrote {args.output}")
     else:
         print(json.dumps(to_jsonable(result), indent=2))

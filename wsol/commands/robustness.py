@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from wsol.commands._common import (
     add_data_arguments,
@@ -12,6 +13,7 @@ from wsol.commands._common import (
     parse_fraction,
     positive_int,
 )
+from wsol.jobs.robustness import DEFAULT_EPS, DEFAULT_STEPS
 
 HELP = "top-1 accuracy under FGSM attack or centre/boundary occlusion (CutMix paper Table 11, Fig. 5a)"
 DESCRIPTION = (
@@ -32,6 +34,15 @@ Examples:
 )
 
 
+def eps_value(text: str) -> float:
+    """argparse type of ``--eps``: a number or a fraction like ``8/255``, finite and in [0, 1]
+    (pixel units; the range :func:`wsol.robustness.fgsm_images` accepts)."""
+    value = parse_fraction(text)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in [0, 1] pixel units (e.g. 8/255), got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", action="append", required=True, help="checkpoint file (repeat for several)")
     add_model_arguments(parser)
@@ -40,12 +51,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--attack", choices=["fgsm"], help="adversarial attack")
     what.add_argument("--occlusion", choices=["center", "boundary"], help="occlusion sweep")
     parser.add_argument(
-        "--eps", type=parse_fraction, default=8 / 255, help="FGSM step in [0,1] pixel units (default 8/255)"
+        "--eps",
+        type=eps_value,
+        default=DEFAULT_EPS,
+        help="--attack fgsm only: step in [0,1] pixel units (default 8/255)",
     )
     parser.add_argument(
-        "--steps", type=positive_int, default=8, help="occlusion: number of side steps from 0 to the image side"
+        "--steps",
+        type=positive_int,
+        default=DEFAULT_STEPS,
+        help="--occlusion only: number of side steps from 0 to the image side (default: %(default)s)",
     )
     add_data_arguments(parser)
+    parser.add_argument(
+        "--label-subset",
+        action="store_true",
+        help="accept a dataset with fewer classes than a checkpoint's outputs whose labels "
+        "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
+        "without it a class-count mismatch is refused",
+    )
     add_runtime_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (robustness.json, and the occlusion figure)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")
@@ -68,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         metadata_dir=args.metadata_dir,
         split=args.split,
         preset=args.preset,
+        label_subset=args.label_subset,
         batch_size=args.batch_size,
         device=args.device,
         workers=args.workers,

@@ -146,28 +146,6 @@ def guarded_config(
     return json.loads(json.dumps(plain, default=str))
 
 
-def _class_count_problem(dataset: Any, num_classes: int, cfg: EvaluateConfig) -> str | None:
-    """Why ``dataset`` cannot be evaluated by a classifier with ``num_classes`` outputs (None: it can)."""
-    n = dataset.num_classes
-    where = f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root}"
-    bad = next((r for r in dataset.records if r.label >= num_classes), None)
-    if bad is not None:
-        src = getattr(bad, "label_source", "") or bad.source
-        return (
-            f"{where} has {n} classes but the checkpoint {cfg.checkpoint} has {num_classes} outputs: "
-            f"label {bad.label} of image {bad.image_id!r}{f' ({src})' if src else ''} is out of range "
-            f"0..{num_classes - 1}"
-        )
-    if n != num_classes and not cfg.label_subset:
-        return (
-            f"the checkpoint {cfg.checkpoint} has {num_classes} classes (its classifier's outputs) but "
-            f"{where} has {n}: evaluate a checkpoint trained on this dataset, or pass --label-subset "
-            "if the dataset's labels index the same classes as the model's outputs (e.g. an ImageNet "
-            "model on an ImageNet subset)"
-        )
-    return None
-
-
 def _finished(paths: dict[str, Path], new: dict[str, Any]) -> dict | None:
     """With ``resume`` on a finished result: the result when its configuration equals ``new``."""
     from wsol.resume_log import config_differences
@@ -183,7 +161,7 @@ def _finished(paths: dict[str, Path], new: dict[str, Any]) -> dict | None:
     diff = config_differences(old, new)
     if diff:
         raise UserError(
-            f"--resume: {paths['json']} was computed with another configuration "
+            f"{paths['json']} was computed with another configuration "
             f"({'; '.join(diff)}); pass --overwrite to replace it"
         )
     return json.loads(paths["json"].read_text(encoding="utf-8"))
@@ -198,7 +176,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
     from wsol.evaluate import make_evaluator, run_pass
-    from wsol.model_info import describe_model, model_line
+    from wsol.model_info import class_count_problem, describe_model, model_line
     from wsol.resume_log import ResumeLog, config_differences, decode_score, read_log
 
     info = runtime.setup(cfg.device)
@@ -220,11 +198,15 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         minfo = describe_model(model, (side, side))
         if info.is_main:
             print(model_line(cfg.checkpoint, minfo), flush=True)
-        num_classes = getattr(model, "num_classes", None)
-        if num_classes is not None:
-            problem = _class_count_problem(dataset, int(num_classes), cfg)
-            if problem:
-                raise UserError(problem)
+        problem = class_count_problem(
+            dataset,
+            model,
+            checkpoint=cfg.checkpoint,
+            where=f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root}",
+            label_subset=cfg.label_subset,
+        )
+        if problem:
+            raise UserError(problem)
         report = getattr(model, "load_report", None)
         ckpt_file = report.source if report is not None else cfg.checkpoint
         guard = guarded_config(cfg, minfo, ckpt_file, file_sha256(ckpt_file), str(info.device))
@@ -251,7 +233,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
             diff = config_differences(header, guard)
             if diff:
                 raise UserError(
-                    f"--resume: {log} was written with another configuration ({'; '.join(diff)}); "
+                    f"{log} was written with another configuration ({'; '.join(diff)}); "
                     "rerun with the original options or pass --overwrite to start over"
                 )
         ev = make_evaluator(dataset, cfg.metrics)

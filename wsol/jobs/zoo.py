@@ -153,6 +153,11 @@ def data_source(cfg: StudyConfig, *, write: bool) -> tuple[DataSource, list[str]
         return DataSource(dataset, str(cfg.data_root), split, metadata_dir, False, n, scan.num_classes), problems
     if cfg.images < 1:
         raise UserError(f"--images must be >= 1, got {cfg.images}")
+    if cfg.images > n:
+        raise UserError(
+            f"--images {cfg.images} is more than the {n} images of the {dataset} {split!r} split at "
+            f"{cfg.data_root}; leave --images out to evaluate all of them"
+        )
     chosen = [scan.records[i] for i in _subset_indices(n, cfg.images)]
     folder = _subset_dir(cfg)
     if write and chosen:
@@ -251,6 +256,9 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
         )
     mirror = mirror_location(cfg.mirror)
     out = Path(cfg.out)
+    blocked = next((p for p in (out, *out.parents) if p.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        problems.append(f"--out {out}: {blocked} is a file, not a folder")
     steps = []
     for name in study.entries:
         entry = get_entry(name)

@@ -30,13 +30,18 @@ def derive_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world_size: int = 1) -> list[list[int]]:
-    """The global batches of ``epoch``: ``n // batch_size`` slices of the permutation seeded by
-    ``(seed, epoch)`` (the last incomplete batch is dropped)."""
+def check_batches(n: int, batch_size: int, world_size: int = 1) -> None:
+    """UserError unless ``n`` images give at least one batch of ``batch_size`` split over ``world_size``."""
     if batch_size % world_size:
         raise UserError(f"batch_size {batch_size} is not divisible by the {world_size} processes")
     if n < batch_size:
         raise UserError(f"the training set has {n} images, fewer than one batch of {batch_size}")
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world_size: int = 1) -> list[list[int]]:
+    """The global batches of ``epoch``: ``n // batch_size`` slices of the permutation seeded by
+    ``(seed, epoch)`` (the last incomplete batch is dropped)."""
+    check_batches(n, batch_size, world_size)
     g = torch.Generator().manual_seed(derive_seed(seed, "order", epoch))
     perm = torch.randperm(n, generator=g).tolist()
     return [perm[b * batch_size : (b + 1) * batch_size] for b in range(n // batch_size)]

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from wsol import runtime as D
 from wsol.errors import Interrupted, UserError
 from wsol.train.config import TrainConfig, config_to_dict, validate
-from wsol.train.data import LoaderTrainSet, MemoryTrainSet, derive_seed, epoch_batches
+from wsol.train.data import LoaderTrainSet, MemoryTrainSet, check_batches, derive_seed, epoch_batches
 from wsol.train.optim import build_sgd, lr_factor, set_epoch_lr, soft_cross_entropy
 
 #: config keys that may change between a run and its resume (they do not change the result)
@@ -194,6 +194,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
         raise UserError(f"{last_path} exists; pass --resume to continue it or choose another --out")
 
     train_set = _build_train_set(cfg, device)
+    check_batches(len(train_set), cfg.batch_size, info.world_size)  # before anything is written
     val_set = _build_val_set(cfg) if info.is_main else None
     num_classes = train_set.num_classes
 

@@ -52,6 +52,7 @@ __all__ = [
     "FetchResult",
     "cache_dir",
     "mirror_location",
+    "file_problem",
     "is_url",
     "fetch",
     "verify_file",
@@ -78,7 +79,14 @@ def cache_dir() -> Path:
 def mirror_location(mirror: str | None = None) -> str | None:
     """The mirror to read from: ``mirror`` when given, else ``$WSOL_MIRROR``; None for none."""
     value = mirror if mirror is not None else os.environ.get(ENV_MIRROR)
-    return value.strip() or None if value else None
+    value = value.strip() or None if value else None
+    if value and "://" in value and urllib.parse.urlsplit(value).scheme not in ("http", "https", "file"):
+        given = "--mirror" if mirror is not None else f"${ENV_MIRROR}"
+        raise UserError(
+            f"{given} {value}: unsupported URL scheme {urllib.parse.urlsplit(value).scheme!r}; "
+            "give a folder, a file:// URL or an http(s):// URL"
+        )
+    return value
 
 
 def is_url(text: str) -> bool:
@@ -210,16 +218,21 @@ def _mismatch(remote: Remote, digests: dict[str, str], store: HashStore | None) 
     return None
 
 
+def file_problem(path: Path, remote: Remote, store: HashStore | None = None) -> tuple[str, str | None]:
+    """``(sha256, what is wrong)`` of a file checked against ``remote`` (None: nothing)."""
+    digests = file_digests(path, ("sha256", "md5") if remote.md5 else ("sha256",))
+    return digests["sha256"], _mismatch(remote, digests, store)
+
+
 def verify_file(path: Path, remote: Remote, store: HashStore | None = None) -> str:
     """Check a file already at its final place against ``remote``; its sha256, or UserError."""
-    digests = file_digests(path, ("sha256", "md5") if remote.md5 else ("sha256",))
-    problem = _mismatch(remote, digests, store)
+    sha, problem = file_problem(path, remote, store)
     if problem:
         raise UserError(
             f"refused {path} (the file of {remote.url}): {problem}; it was changed or corrupted "
             f"since: delete it to download it again, or put the right file there"
         )
-    return digests["sha256"]
+    return sha
 
 
 # ------------------------------------------------------------------------------ fetching

@@ -32,6 +32,7 @@ from wsol.zoo.download import (
     Remote,
     cache_dir,
     fetch,
+    file_problem,
     hand_download_hint,
     mirror_location,
     show_progress,
@@ -178,7 +179,11 @@ def ensure_entry(entry: ZooEntry | str, *, mirror: str | None = None, progress: 
     if entry.kind == "torchvision":
         origin = _fetch_torchvision(entry, remote, mirror, progress, store)
         sha = verify_file(target, remote, store)
-        _strict_check(entry, target, origin)
+        try:
+            _strict_check(entry, target, origin)
+        except UserError as exc:
+            target.unlink(missing_ok=True)  # nothing of a refused file is kept
+            raise UserError(f"{exc}; it was removed from the torch hub cache") from None
         store.record(remote.tofu_key, sha, target.stat().st_size, origin)
     else:
         got = fetch(remote, download_path(entry), mirror=mirror, progress=progress, store=store, record=False)
@@ -194,18 +199,27 @@ def ensure_entry(entry: ZooEntry | str, *, mirror: str | None = None, progress: 
                     f"zoo:{entry.name}: {exc}; the download was removed. {hand_download_hint(remote, got.path)}"
                 ) from None
             member_ident = _member_remote(entry, remote)
+            sha, problem = file_problem(target, member_ident, store)
             try:
-                sha = verify_file(target, member_ident, store)
+                if problem:
+                    raise UserError(f"refused {entry.member} of {got.path} (zoo:{entry.name}): {problem}")
                 _strict_check(entry, target, origin)
-            except UserError:
+            except UserError as exc:
                 target.unlink(missing_ok=True)
-                raise
+                got.path.unlink(missing_ok=True)  # nothing of a refused file is kept
+                raise UserError(
+                    f"{exc}; it was removed from the cache. {hand_download_hint(remote, got.path)}"
+                ) from None
             # only the member's hash is recorded: a folder zip is built on the fly (its bytes, unlike
             # the checkpoint inside, may differ between two downloads)
             store.record(member_ident.tofu_key, sha, target.stat().st_size, f"{origin}#{entry.member}")
         else:
             sha = got.sha256
-            _strict_check(entry, target, origin)
+            try:
+                _strict_check(entry, target, origin)
+            except UserError as exc:
+                target.unlink(missing_ok=True)  # nothing of a refused file is kept
+                raise UserError(f"{exc}; it was removed from the cache") from None
             store.record(remote.tofu_key, sha, target.stat().st_size, origin)
     from eval.io import atomic_write_json
 
@@ -234,6 +248,14 @@ def _fetch_torchvision(entry: ZooEntry, remote: Remote, mirror: str | None, prog
     origin = remote.url
     if mirror and not target.is_file():
         origin = fetch(remote, target, mirror=mirror, progress=progress, store=store, record=False).origin
+    if target.is_file():  # torchvision checks the hash in the name on download only: check it first
+        _, problem = file_problem(target, remote, store)
+        if problem:
+            target.unlink()  # nothing of a refused file is kept
+            raise UserError(
+                f"refused {target} (zoo:{entry.name}, found in the torch hub cache): {problem}; it was "
+                f"removed. {hand_download_hint(remote, target)}"
+            )
     weights = torchvision_weights(entry)
     try:
         # finds the file in the hub cache, else downloads it (temp file, then renamed) and checks
