@@ -132,6 +132,18 @@ def add_cam_method_argument(
     )
 
 
+def add_label_subset_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--label-subset``: accept a dataset whose labels are a subset of a checkpoint's outputs
+    (:func:`wsol.model_info.class_count_problem` refuses a class-count mismatch otherwise)."""
+    parser.add_argument(
+        "--label-subset",
+        action="store_true",
+        help="accept a dataset with fewer classes than a checkpoint's outputs whose labels "
+        "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
+        "without it a class-count mismatch is refused",
+    )
+
+
 def evaluate_config(args: argparse.Namespace, *, checkpoint: str, output: str, **fields: object) -> EvaluateConfig:
     """The :class:`~wsol.jobs.evaluate.EvaluateConfig` of ``checkpoint`` -> ``output`` from the
     shared groups a command added (:func:`add_model_arguments`, :func:`add_data_arguments`,

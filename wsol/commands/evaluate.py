@@ -7,6 +7,7 @@ import argparse
 from wsol.commands._common import (
     add_cam_method_argument,
     add_data_arguments,
+    add_label_subset_argument,
     add_metric_arguments,
     add_model_arguments,
     add_runtime_arguments,
@@ -40,13 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
     m = add_metric_arguments(parser)
     add_cam_method_argument(m)
-    parser.add_argument(
-        "--label-subset",
-        action="store_true",
-        help="accept a dataset with fewer classes than the checkpoint's outputs whose labels "
-        "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
-        "without it a class-count mismatch is refused",
-    )
+    add_label_subset_argument(parser)
     add_runtime_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument("--output", required=True, help="result JSON path")

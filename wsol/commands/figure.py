@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import math
 
-from wsol.commands._common import add_model_arguments, model_options, positive_int, worker_count
+from wsol.commands._common import (
+    add_label_subset_argument,
+    add_model_arguments,
+    model_options,
+    positive_int,
+    worker_count,
+)
 
 HELP = "figures (PNG + PDF): CAM comparison grid, BoxAcc-vs-threshold curves, per-class accuracy"
 DESCRIPTION = (
@@ -19,8 +26,9 @@ DESCRIPTION = (
   per-class  per-class accuracy of several result files (all classes sorted, plus the classes
              where the models differ most).
 
-Every figure is written as OUT (PNG, 300 dpi) and the same name with .pdf, sized for a paper
-column (3.3 in) or page (7 in); the colour map (inferno) and line styles survive greyscale printing.
+Every figure is written as NAME.png (300 dpi) and NAME.pdf (--out NAME.png, NAME.pdf or NAME), sized
+for a paper column (3.3 in) or page (7 in); the colour map (inferno) and line styles survive greyscale
+printing.
 
 Examples:
   wsol figure grid --checkpoint runs/base/last.pt --checkpoint runs/cutmix/last.pt --names baseline CutMix \\
@@ -34,19 +42,38 @@ Examples:
 )
 
 
+MIN_WIDTH_IN, MAX_WIDTH_IN = 1.0, 100.0  # --width range (a paper column is 3.3 in, a page 7 in)
+
+
+def figure_width(text: str) -> float:
+    """argparse type of ``--width``: a finite number of inches in [:data:`MIN_WIDTH_IN`, :data:`MAX_WIDTH_IN`]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of inches, got {text!r}") from None
+    if not math.isfinite(value) or not MIN_WIDTH_IN <= value <= MAX_WIDTH_IN:
+        raise argparse.ArgumentTypeError(f"must be from {MIN_WIDTH_IN:g} to {MAX_WIDTH_IN:g} inches, got {text}")
+    return value
+
+
 def _debug_flag(parser: argparse.ArgumentParser) -> None:
     # `wsol --debug figure grid ...` appends --debug after the subcommand's arguments.
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output file (.png; a .pdf is written beside it)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output file: NAME.png, NAME.pdf or NAME; both NAME.png and NAME.pdf are written",
+    )
     parser.add_argument(
         "--width",
-        type=float,
+        type=figure_width,
         default=None,
         metavar="INCHES",
-        help="figure width in inches (default: 3.3 for a narrow figure, 7 otherwise)",
+        help=f"figure width in inches, from {MIN_WIDTH_IN:g} to {MAX_WIDTH_IN:g} "
+        "(default: 3.3 for a narrow figure, 7 otherwise)",
     )
     _debug_flag(parser)
 
@@ -117,6 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--threshold", type=float, default=None, help="CAM threshold for columns without a result file (default: 0.15)"
     )
+    add_label_subset_argument(g)
     g.add_argument("--seed", type=int, default=0, help="seed of the random image choice (default: 0)")
     g.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     g.add_argument(
@@ -193,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
             cmap=args.cmap,
             out=args.out,
             width_in=args.width,
+            label_subset=args.label_subset,
         )
         written = figure_job.render_cam_grid(cfg)
     elif args.figure == "curves":

@@ -7,6 +7,7 @@ import math
 
 from wsol.commands._common import (
     add_data_arguments,
+    add_label_subset_argument,
     add_model_arguments,
     add_runtime_arguments,
     model_options,
@@ -63,13 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--occlusion only: number of side steps from 0 to the image side (default: %(default)s)",
     )
     add_data_arguments(parser)
-    parser.add_argument(
-        "--label-subset",
-        action="store_true",
-        help="accept a dataset with fewer classes than a checkpoint's outputs whose labels "
-        "index the same classes (e.g. an ImageNet model on an ImageNet subset); "
-        "without it a class-count mismatch is refused",
-    )
+    add_label_subset_argument(parser)
     add_runtime_arguments(parser)
     parser.add_argument("--out", required=True, help="output folder (robustness.json, and the occlusion figure)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")

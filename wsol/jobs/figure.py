@@ -21,10 +21,20 @@ CAM grid conventions:
   drawn box misses;
 * images are chosen by id, by seed (uniform without replacement, shown in dataset order) or where
   the models disagree most (:func:`disagreement_order` on the per-image CSVs of ``results``).
+
+Before any image is read, the grid refuses what would draw wrong cells: a checkpoint whose class
+count does not match the dataset (:func:`wsol.model_info.class_count_problem`, as ``wsol
+evaluate``; ``label_subset`` as its ``--label-subset``) and a result file that was computed on
+another checkpoint or other data than its column's (:func:`result_problem`).
+
+Every figure is written as PNG and PDF beside each other (:func:`output_problem`: ``out`` ends in
+``.png``, ``.pdf`` or nothing) and refused when its PNG would be larger than image readers open
+(:data:`MAX_PIXELS`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,16 +44,20 @@ import numpy as np
 
 from eval.compare import align_per_image, load_results, per_class_matrix
 from eval.figures import GridCell, GridRow, boxacc_curves_figure, cam_grid_figure, per_class_figure, save_figure
-from eval.results import PerImage, boxacc_curve_of, per_image_of
+from eval.results import PerImage, Result, boxacc_curve_of, per_image_of
 from wsol import defaults
 from wsol.errors import UserError
+from wsol.jobs.evaluate import file_sha256
 
 __all__ = [
     "DEFAULT_TAU",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_PIXELS",
     "PER_CLASS_METRICS",
     "GridConfig",
+    "output_problem",
+    "result_problem",
     "denormalize_image",
     "select_by_seed",
     "disagreement_order",
@@ -62,6 +76,10 @@ PER_CLASS_METRICS = {
     "MaxBoxAccV2_hits": "MaxBoxAccV2 (%)",
     "top1_cls": "Top-1 Cls (%)",
 }
+OUT_SUFFIXES = (".png", ".pdf")  # what `out` may end in: eval.figures.save_figure writes both
+PNG_DPI = 300  # the PNG resolution of eval.figures.save_figure
+# PIL's default Image.MAX_IMAGE_PIXELS: it warns about a larger image and refuses one twice as large
+MAX_PIXELS = 89_478_485
 
 
 # --------------------------------------------------------------------------- pure helpers (numpy)
@@ -147,6 +165,40 @@ def _default_model_names(paths: Sequence[str]) -> list[str]:
     return out
 
 
+def output_problem(out: str | os.PathLike) -> str | None:
+    """Why ``out`` cannot name a figure (None: it can). Every figure is written as PNG and PDF with
+    ``out``'s stem; a suffix other than ``.png``, ``.pdf`` (any case) or none would be kept inside the
+    names (``e11.jpg`` -> ``e11.jpg.png``), so it is refused, naming the files that are written."""
+    path = Path(out)
+    if not path.suffix or path.suffix.lower() in OUT_SUFFIXES:
+        return None
+    stem = path.with_suffix("")
+    return (
+        f"--out {out}: give a .png, .pdf or no suffix; every figure is written as PNG and PDF "
+        f"(here {stem}.png and {stem}.pdf), not as {path.suffix}"
+    )
+
+
+def _check_output(out: str | os.PathLike) -> None:
+    problem = output_problem(out)
+    if problem:
+        raise UserError(problem)
+
+
+def _save(fig, out: str | os.PathLike) -> list[Path]:
+    """:func:`eval.figures.save_figure`, after refusing a PNG larger than :data:`MAX_PIXELS` (PIL
+    refuses to open such an image or warns about it)."""
+    w_in, h_in = (float(v) for v in fig.get_size_inches())
+    w_px, h_px = round(w_in * PNG_DPI), round(h_in * PNG_DPI)
+    if w_px * h_px > MAX_PIXELS:
+        raise UserError(
+            f"the figure would be {w_in:.3g} x {h_in:.3g} in = {w_px} x {h_px} px at {PNG_DPI} dpi "
+            f"({w_px * h_px / 1e6:.0f} megapixels; image readers open at most {MAX_PIXELS / 1e6:.0f}): "
+            "give a smaller --width"
+        )
+    return save_figure(fig, out)
+
+
 # ------------------------------------------------------------------------------------ CAM grid
 
 
@@ -176,6 +228,7 @@ class GridConfig:
     device: str | None = None
     cmap: str = "inferno"
     width_in: float | None = None
+    label_subset: bool = False  # accept fewer dataset classes than model outputs (same indices)
 
 
 def _first(items: list) -> dict:
@@ -237,6 +290,107 @@ def _choose_images(cfg: GridConfig, dataset, results) -> list[int]:
     raise UserError(f"--select must be 'seed' or 'disagree', got {cfg.select!r}")
 
 
+def _config_of(result: Result) -> tuple[Path, dict] | None:
+    """``(path, guarded configuration)`` of the config side file a ``wsol evaluate`` result names
+    (``config`` key, relative to the JSON's folder), or None when there is none or it cannot be read."""
+    name = result.data.get("config")
+    if not isinstance(name, str) or not name:
+        return None
+    path = Path(name) if Path(name).is_absolute() else result.path.parent / name
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    guarded = config.get("guarded") if isinstance(config, dict) else None
+    return (path, guarded) if isinstance(guarded, dict) else None
+
+
+def result_problem(
+    result: Result,
+    *,
+    checkpoint: str,
+    checkpoint_file: str | os.PathLike | None,
+    dataset: str,
+    data_root: str | os.PathLike,
+    split: str,
+) -> str | None:
+    """Why ``result`` is not the result of ``checkpoint`` on this data (None: nothing says so).
+
+    With the config side file of ``wsol evaluate`` (its ``guarded`` dict) the result must record the
+    sha256 of ``checkpoint_file`` (the file ``checkpoint`` loads from, a ``zoo:NAME`` resolved; None:
+    not compared), the ``dataset`` and the resolved ``data_root``. Without it (e.g. a result of
+    ``evaluate-scoremaps``) the JSON's own ``dataset`` and ``preset.root`` (only when absolute: a
+    relative root was relative to a working directory that is not recorded) are compared; the JSON
+    records the checkpoint only as the path given, so no checkpoint is compared then. ``split`` (as
+    resolved by the dataset) is compared with the JSON's ``split``, else the config's. Information
+    that is not recorded is not compared."""
+    data = result.data
+    config = _config_of(result)
+    guarded = config[1] if config is not None else {}
+    differences = []
+    recorded_sha = guarded.get("checkpoint_sha256")
+    if isinstance(recorded_sha, str) and recorded_sha and checkpoint_file is not None:
+        sha = file_sha256(checkpoint_file)
+        if sha != recorded_sha:
+            other = guarded.get("checkpoint_file") or "another file"
+            differences.append(
+                f"it was computed on checkpoint {other} (sha256 {recorded_sha[:12]}...), "
+                f"not on {checkpoint} (sha256 {sha[:12]}...)"
+            )
+    if config is not None:
+        recorded_dataset, recorded_root = guarded.get("dataset"), guarded.get("data_root")
+    else:
+        preset = data.get("preset")
+        root = preset.get("root") if isinstance(preset, dict) else None
+        recorded_dataset = data.get("dataset")
+        recorded_root = root if isinstance(root, str) and Path(root).is_absolute() else None
+    recorded_split = data.get("split") if isinstance(data.get("split"), str) else guarded.get("split")
+    if isinstance(recorded_dataset, str) and recorded_dataset != dataset:
+        differences.append(f"dataset {recorded_dataset!r}, not {dataset!r}")
+    if isinstance(recorded_root, str) and Path(recorded_root).resolve() != Path(data_root).resolve():
+        differences.append(f"data root {recorded_root}, not {Path(data_root).resolve()}")
+    if isinstance(recorded_split, str) and recorded_split != split:
+        differences.append(f"split {recorded_split!r}, not {split!r}")
+    if not differences:
+        return None
+    source = f" (recorded in {config[0]})" if config is not None else ""
+    return (
+        f"--results: {result.path} is not a result of --checkpoint {checkpoint} on this data: "
+        f"{'; '.join(differences)}{source}; give one result per checkpoint, in the same order, "
+        "computed on the data drawn"
+    )
+
+
+def _check_checkpoints(cfg: GridConfig, dataset, results: list[Result] | None) -> None:
+    """Refuse, before any image is read, a checkpoint whose class count does not match ``dataset``
+    and a result file that is not its checkpoint's on this data (:func:`result_problem`)."""
+    from wsol.checkpoints import load_checkpoint
+    from wsol.model_info import class_count_problem
+
+    where = f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root}"
+    split = getattr(getattr(dataset, "scan", None), "split", cfg.split)  # as resolved (wsolevaluation)
+    for m, ckpt in enumerate(cfg.checkpoints):
+        # names and shapes only, no weights read; a zoo:NAME is resolved to its verified local file
+        # (load_report.source), the file `wsol evaluate` hashed
+        shapes = load_checkpoint(ckpt, arch=cfg.arch, map_location="meta", **cfg.arch_options)
+        problem = class_count_problem(dataset, shapes, checkpoint=str(ckpt), where=where, label_subset=cfg.label_subset)
+        if problem is None and results is not None:
+            report = getattr(shapes, "load_report", None)
+            source = report.source if report is not None else None
+            if source is None and not str(ckpt).startswith("zoo:"):
+                source = str(ckpt)
+            problem = result_problem(
+                results[m],
+                checkpoint=str(ckpt),
+                checkpoint_file=source,
+                dataset=cfg.dataset,
+                data_root=cfg.data_root,
+                split=split,
+            )
+        if problem:
+            raise UserError(problem)
+
+
 def _column_tau(cfg: GridConfig, results, model_idx: int, method: str) -> float:
     if results is not None:
         data = results[model_idx].data
@@ -262,6 +416,7 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
     from wsol.model_info import describe_model, model_line
     from wsol.runtime import resolve_device
 
+    _check_output(cfg.out)
     if not cfg.checkpoints:
         raise UserError("give at least one --checkpoint")
     names = list(cfg.names) if cfg.names else _default_model_names(cfg.checkpoints)
@@ -281,7 +436,8 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
 
     dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
     if len(dataset) == 0:
-        raise UserError(f"the {cfg.dataset} {cfg.split} split at {cfg.data_root} has no images")
+        raise UserError(f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root} has no images")
+    _check_checkpoints(cfg, dataset, results)
     chosen = _choose_images(cfg, dataset, results)
     items = _read_items(dataset, chosen, cfg.workers)
     images = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(device)
@@ -336,7 +492,7 @@ def render_cam_grid(cfg: GridConfig) -> list[Path]:
         width_in=cfg.width_in,
         column_notes=[f"τ = {t:.2f}" for t in taus],
     )
-    return save_figure(fig, cfg.out)
+    return _save(fig, cfg.out)
 
 
 # ------------------------------------------------------------------------ curves and per class
@@ -352,6 +508,7 @@ def render_curves(
 ) -> list[Path]:
     """BoxAcc-versus-threshold curves of the result files (their ``BoxAcc_curve`` key), one panel per
     IoU threshold in ``deltas`` (default: all they share). Writes ``out`` as PNG and PDF."""
+    _check_output(out)
     loaded = load_results(results, names)
     curves, thresholds = {}, {}
     for r in loaded:
@@ -369,7 +526,7 @@ def render_curves(
                     f"(it has {', '.join(curves[r.name])})"
                 )
     fig = boxacc_curves_figure(curves, thresholds, deltas=deltas, width_in=width_in)
-    return save_figure(fig, out)
+    return _save(fig, out)
 
 
 def render_per_class(
@@ -385,6 +542,7 @@ def render_per_class(
     """Per-class accuracy bars of the result files (their per-class CSVs). ``metric`` is a column
     of those CSVs (default: the first of ``top1_loc``, ``MaxBoxAccV2_hits``, ``gt_known_loc``,
     ``top1_cls`` that every file has). Writes ``out`` as PNG and PDF."""
+    _check_output(out)
     loaded = load_results(results, names)
     if metric is None:
         from eval.results import per_class_of
@@ -408,4 +566,4 @@ def render_per_class(
         select=select,
         width_in=width_in,
     )
-    return save_figure(fig, out)
+    return _save(fig, out)
