@@ -65,7 +65,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         required=True,
-        help="output file: NAME.png, NAME.pdf or NAME; both NAME.png and NAME.pdf are written",
+        help="output file: NAME.png, NAME.pdf or NAME; both NAME.png and NAME.pdf are written (replaced if they "
+        "exist: a figure is redrawn from its inputs)",
     )
     parser.add_argument(
         "--width",
