@@ -136,3 +136,26 @@ def test_ctrl_c_stops_the_running_children_and_says_how_to_continue(tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith("wsol demo: interrupted; finished stages are kept in ") and "rerun the same command" in err
     assert len(started) == 2 and all(p.poll() is not None for p in started)  # stopped, not left running
+
+
+@pytest.mark.parametrize(
+    "argv, why",
+    [
+        # --set seed=5 made every "seed" of --seeds 2 train with seed 5 (zero-width intervals)
+        (["--seeds", "2", "--set", "seed=5"], "--set seed=5: seed is set for every training by --seed / --seeds"),
+        (["--set", "aug=mixup"], "aug is set for every training by --augs"),
+        (["--set", "data_root=elsewhere"], "data_root is set for every training by the demo"),
+        # these were refused only after the benchmark was generated (or not at all)
+        (["--augs", "bogus"], "unknown augmentation 'bogus'"),
+        (["--augs", "none", "none"], "--augs names 'none' twice"),
+        (["--set", "bogus=1"], "unknown key 'bogus'"),
+        (["--set", "epochs=0"], "epochs must be >= 1"),
+        (["--test-per-class", "0"], "--test-per-class must be at least 1"),
+    ],
+)
+def test_demo_refuses_what_would_run_another_configuration_before_anything_is_made(argv, why, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert why in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "data").exists()

@@ -594,3 +594,25 @@ def test_compare_reuses_finished_checkpoints_and_refuses_another_configuration(
     assert main([*base, "--batch-size", "6", "--overwrite"]) == 130
     err = capsys.readouterr().err
     assert err.startswith("wsol compare: interrupted; ") and "rerun the same command (without --overwrite)" in err
+
+
+def test_saving_score_maps_under_a_cropping_preset_is_refused(tiny_checkpoint, tiny_synth, tmp_path, capsys):
+    # the maps covered the centre crop; evaluate-scoremaps then scored them against whole-image boxes
+    out = tmp_path / "r.json"
+    args = ["--checkpoint", str(tiny_checkpoint), "--dataset", "synthetic", "--data-root", str(tiny_synth)]
+    rc = _run([*args, "--preset", "cutmix", "--save-scoremaps", str(tmp_path / "maps"), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--save-scoremaps with --preset cutmix: its maps cover the centre crop" in err, err
+    assert not out.exists() and not (tmp_path / "maps").exists()
+
+
+def test_compare_checkpoint_takes_label_subset(tiny_checkpoint, tiny_synth, tmp_path, capsys):
+    # the class-count refusal of compare --checkpoint named --label-subset, which compare did not have
+    out = tmp_path / "cmp"
+    cmd = ["compare", "--checkpoint", str(tiny_checkpoint), "--names", "a", "--dataset", "synthetic"]
+    cmd += ["--data-root", str(tiny_synth), "--workers", "0", "--device", "cpu", "--out", str(out), "--quiet"]
+    assert main([*cmd, "--label-subset", "--no-progress"]) == 0
+    assert json.loads((out / "a" / "result.config.json").read_text())["label_subset"] is True
+    capsys.readouterr()
+    assert main(["compare", "a.json", "--label-subset"]) == 2
+    assert "--label-subset: only used to evaluate a --checkpoint" in capsys.readouterr().err

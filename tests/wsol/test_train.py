@@ -318,3 +318,60 @@ def test_a_training_set_smaller_than_a_batch_writes_nothing(synth, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert "fewer than one batch of 100000" in err[-1] and "Traceback" not in "\n".join(err), err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def _train_cli(synth, out, *sets, extra=()):
+    from wsol.cli import main
+
+    base = ["data_root=" + str(synth), "epochs=1", "batch_size=8", "threads=1", *sets]
+    argv = ["train", "--recipe", "synthetic_cpu", "--out", str(out), "--no-progress", "--device", "cpu", *extra]
+    return main(argv + sum((["--set", s] for s in base), []))
+
+
+@pytest.mark.parametrize(
+    "sets, extra, why",
+    [
+        # tracebacks (ValueError / TypeError from the constructors), or a string taken as true
+        (["aug_options.cutmix.beta=abc"], ["--aug", "cutmix"], "aug_options.cutmix.beta must be a number, got 'abc'"),
+        (["aug_options.mixup.alpha=[1]"], ["--aug", "mixup"], "aug_options.mixup.alpha must be a number, got [1]"),
+        (["aug_options.cutmix.beta=null"], ["--aug", "cutmix"], "aug_options.cutmix.beta must be a number"),
+        (["aug_options.cutmix.per_sample=abc"], [], "aug_options.cutmix.per_sample must be true or false"),
+        (["model_options.widths=abc"], [], "model_options {'widths': 'abc'} of small_cnn"),
+        # refused only at the first validation, epochs in
+        (["val_cam_method=bogus", "val_split=val", "val_every=1"], [], "val_cam_method 'bogus' is not a CAM method"),
+        # the --set was dropped without a word
+        (["aug=mixup"], ["--aug", "cutmix"], "--aug cutmix and --set aug=... both set it"),
+    ],
+)
+def test_wrong_training_options_are_one_line_before_training(synth, tmp_path, capsys, sets, extra, why):
+    out = tmp_path / "run"
+    assert _train_cli(synth, out, *sets, extra=extra) == 2
+    err = capsys.readouterr().err
+    assert why in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "last.pt").exists() and not (out / "config.yaml").exists()
+
+
+def test_an_out_folder_in_a_file_is_one_line(synth, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert _train_cli(synth, blocker / "run") == 2  # was a NotADirectoryError traceback
+    err = capsys.readouterr().err
+    assert f"{blocker} is a file, not a folder" in err and "Traceback" not in err, err
+
+
+def test_resume_refuses_fewer_epochs_than_done_and_names_a_broken_log_line(synth, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train_cli(synth, out, "epochs=2") == 0
+    config = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    # "resuming after epoch 2 of 1", exit 0, and config.yaml rewritten to epochs: 1
+    assert _train_cli(synth, out, "epochs=1", extra=["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "holds epoch 2, more than epochs=1" in err and len(err.strip().splitlines()) == 1, err
+    assert (out / "config.yaml").read_text() == config
+    with open(out / "log.jsonl", "a") as fh:  # a JSONDecodeError traceback
+        fh.write('{"epoch": 2, broken\n')
+    assert _train_cli(synth, out, "epochs=3", extra=["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'log.jsonl'}:3: not a JSON object" in err and "Traceback" not in err, err
+    assert (out / "config.yaml").read_text() == config

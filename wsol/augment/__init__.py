@@ -73,7 +73,17 @@ def build_augmentation(name: str, num_classes: int, **options: Any) -> Augmentat
         raise UserError(
             f"augmentation {name!r} has no option(s) {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}"
         )
-    aug = cls(num_classes=num_classes, **options)
+    for key, value in options.items():  # a default's type says what the option takes
+        default = params[key].default
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise UserError(f"aug_options.{name}.{key} must be true or false, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not number:
+            raise UserError(f"aug_options.{name}.{key} must be a number, got {value!r}")
+    try:
+        aug = cls(num_classes=num_classes, **options)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"aug_options.{name}: {exc} (options {options})") from None
     aug.name = name
     return aug
 

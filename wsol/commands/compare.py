@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsol.commands._common import (
         add_cam_method_argument,
         add_data_arguments,
+        add_label_subset_argument,
         add_metric_arguments,
         add_model_arguments,
         add_runtime_arguments,
@@ -53,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(c)
     add_cam_method_argument(c, "CAM method of the --checkpoint evaluations")
+    add_label_subset_argument(c)
     c.add_argument(
         "--overwrite",
         action="store_true",
@@ -163,7 +165,12 @@ def _evaluate_checkpoints(args: argparse.Namespace) -> list[str]:
             # a finished result is reused, an interrupted one finished (--overwrite: evaluate again)
             result = run_evaluate(
                 evaluate_config(
-                    args, checkpoint=ckpt, output=str(out), overwrite=args.overwrite, resume=not args.overwrite
+                    args,
+                    checkpoint=ckpt,
+                    output=str(out),
+                    label_subset=args.label_subset,
+                    overwrite=args.overwrite,
+                    resume=not args.overwrite,
                 )
             )
         except KeyboardInterrupt:

@@ -149,12 +149,43 @@ def run_demo(cfg: DemoConfig) -> Path:
         ) from None
 
 
+# the demo sets these for every training itself (the benchmark it made, one thread, the run's seed)
+_DEMO_SETS = ("data_root", "threads", "seed", "aug")
+
+
+def _check_trainings(cfg: DemoConfig, data: Path) -> None:
+    """Refuse, before the benchmark is generated, what would make a training fail or run another
+    configuration than the report says: an unknown or repeated ``--augs`` name, a ``--set`` of a
+    key the demo sets per run, and any ``--set`` the synthetic_cpu recipe refuses."""
+    from wsol.augment import AUGMENTATIONS
+    from wsol.train import load_recipe
+    from wsol.train.config import validate
+    from wsol.train.recipes import parse_override
+
+    for aug in cfg.augs:
+        AUGMENTATIONS.get(aug)  # one line listing the choices
+    repeated = sorted({a for a in cfg.augs if list(cfg.augs).count(a) > 1})
+    if repeated:
+        raise UserError(f"--augs names {repeated[0]!r} twice; give each augmentation once")
+    for text in cfg.train_set:
+        key = parse_override(text)[0][0]
+        if key in _DEMO_SETS:
+            what = "--augs" if key == "aug" else "--seed / --seeds" if key == "seed" else "the demo"
+            raise UserError(f"--set {text}: {key} is set for every training by {what}; drop it")
+    for aug in cfg.augs:
+        validate(load_recipe("synthetic_cpu", [f"data_root={data}", *cfg.train_set], aug=aug))
+
+
 def _run_demo(cfg: DemoConfig) -> Path:
     root = Path(cfg.out)
     if cfg.seeds < 1:
         raise UserError("--seeds must be at least 1")
     if cfg.parallel < 1:
         raise UserError("--parallel must be at least 1")
+    for flag, count in (("--train-per-class", cfg.train_per_class), ("--test-per-class", cfg.test_per_class)):
+        if count < 1:  # the demo trains on one split and evaluates on the other
+            raise UserError(f"{flag} must be at least 1 for the demo, got {count}")
+    _check_trainings(cfg, root / "data")
     from wsol.data import SynthConfig
 
     SynthConfig(  # the data stage's own checks, before anything is written

@@ -178,4 +178,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for ok, message in checks:
         if not ok:
             raise UserError(f"training config: {message}")
+    from cam import CAM_METHODS
+
+    if cfg.val_cam_method not in CAM_METHODS:  # else it fails at the first validation, epochs in
+        raise UserError(
+            f"training config: val_cam_method {cfg.val_cam_method!r} is not a CAM method; choose from: "
+            + ", ".join(CAM_METHODS)
+        )
     return cfg

@@ -144,6 +144,8 @@ def load_recipe(name_or_file: str, overrides: Sequence[str] = (), *, aug: str | 
     source = f"recipe {recipe_path(name_or_file)}"
     for key, value in values.items():
         coerce(key, value, source)
+    if aug is not None and any(parse_override(text)[0] == ["aug"] for text in overrides):
+        raise UserError(f"give the augmentation once: --aug {aug} and --set aug=... both set it")
     values = apply_overrides(values, overrides)
     if aug is not None:
         values["aug"] = aug

@@ -139,10 +139,23 @@ def _check_resume_config(saved: dict, cfg: TrainConfig, path: Path) -> None:
 
 
 def _read_log(path: Path, upto_epoch: int) -> list[str]:
+    """The lines of the epoch log ``path`` up to ``upto_epoch`` (UserError naming a broken line)."""
     if not path.exists():
         return []
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return [ln for ln in lines if json.loads(ln).get("epoch", 0) <= upto_epoch]
+    kept = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            epoch = json.loads(line).get("epoch", 0)
+        except (ValueError, AttributeError):
+            raise UserError(
+                f"{path}:{lineno}: not a JSON object of the epoch log ({line[:60]!r}); fix or delete the "
+                "line (last.pt alone is enough to resume)"
+            ) from None
+        if epoch <= upto_epoch:
+            kept.append(line)
+    return kept
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Path:
@@ -192,6 +205,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
     if last_path.exists() and not resume:
         raise UserError(f"{last_path} exists; pass --resume to continue it or choose another --out")
+    if info.is_main:  # a file in the way or a read-only folder fails now, not after the data is read
+        from eval.io import ensure_output_dir
+
+        ensure_output_dir(out / "config.json")
 
     train_set = _build_train_set(cfg, device)
     check_batches(len(train_set), cfg.batch_size, info.world_size)  # before anything is written
@@ -199,7 +216,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
     num_classes = train_set.num_classes
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
-    model = create_model(cfg.model, num_classes, **cfg.model_options)
+    try:
+        model = create_model(cfg.model, num_classes, **cfg.model_options)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model_options {cfg.model_options} of {cfg.model}: {exc}") from None
     if cfg.init_checkpoint and not (resume and last_path.exists()):
         from wsol.checkpoints import init_from_checkpoint
 
@@ -222,6 +242,11 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
+        if start_epoch > cfg.epochs:
+            raise UserError(
+                f"cannot resume {last_path}: it holds epoch {start_epoch}, more than epochs={cfg.epochs}; "
+                "give epochs >= the epochs done (or a new --out)"
+            )
         best = float(state.get("best_metric") if state.get("best_metric") is not None else "-inf")
         best_epoch = state.get("best_epoch")
         if info.is_main:
@@ -246,6 +271,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
 
     aug = build_augmentation(cfg.aug, num_classes, **cfg.aug_options.get(cfg.aug, {}))
     if info.is_main:
+        log_lines = _read_log(log_path, start_epoch)  # a broken log fails before the config is rewritten
         out.mkdir(parents=True, exist_ok=True)
         _save_config(cfg, out)
         print(
@@ -255,7 +281,6 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
             file=sys.stderr,
             flush=True,
         )
-        log_lines = _read_log(log_path, start_epoch)
     n_steps = len(train_set) // cfg.batch_size
     total_steps = n_steps * cfg.epochs
 
