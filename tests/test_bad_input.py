@@ -291,9 +291,9 @@ def test_box_outside_the_image_cub(data, tiny_checkpoint, tmp_path, capsys):
     """CUB files do not record image sizes: the box is checked against the image when it is read."""
     _set_line(data / "bounding_boxes.txt", 43, "43 30.0 10.0 50.0 20.0")  # x1 = 80 in a 64 px image
     report = _check(capsys, ["--format", "synthetic", "--root", str(data)])
-    _listed(report, "images.txt", 43, "outside the 64x64 image")
+    _listed(report, "bounding_boxes.txt", 43, "outside the 64x64 image")
     rc = _evaluate(["--checkpoint", str(tiny_checkpoint), *_data_args(data), "--output", str(tmp_path / "r.json")])
-    _user_error(capsys, rc, f"images.txt:{FIRST_TEST_LINE}", FIRST_TEST, "(30, 10, 80, 30)")
+    _user_error(capsys, rc, f"bounding_boxes.txt:{FIRST_TEST_LINE}", FIRST_TEST, "(30, 10, 80, 30)")
 
 
 def _wsoleval_args(tiny_synth: Path, meta: Path) -> list[str]:

@@ -326,7 +326,7 @@ def test_box_outside_the_real_image_rejects_the_image(tmp_path):
     cub = write_cub(tmp_path)
     (cub / "bounding_boxes.txt").write_text("1 4.0 5.0 8.0 5.0\n2 0.0 0.0 49.0 39.0\n3 10.5 2.0 90.0 20.0\n")
     ds = build_dataset("cub", cub, "test")
-    with pytest.raises(UserError, match=r"images\.txt:3.*invalid inclusive box \(10, 2, 100, 22\).*rejected"):
+    with pytest.raises(UserError, match=r"bounding_boxes\.txt:3.*invalid inclusive box \(10, 2, 100, 22\).*rejected"):
         ds[0]
 
 
@@ -372,3 +372,33 @@ def test_a_split_folder_given_directly_names_the_split(tmp_path, capsys, tiny_ch
     assert rc == 0, capsys.readouterr().err
     res = json.loads(out.read_text())
     assert res["split"] == "val" and res["preset"]["split"] == "val"
+
+
+def test_check_imagenet_without_split_reads_the_splits_it_has(tmp_path, capsys):
+    write_imagenet(tmp_path)
+    rc, rep = _run_check(capsys, "--dataset", "imagenet", "--data-root", str(tmp_path))
+    assert rc == 0 and rep["split"] == "train+val" and rep["images"] == 3 + 2 and rep["boxes"] == 3
+    import shutil
+
+    shutil.rmtree(tmp_path / "train")
+    (tmp_path / "LOC_synset_mapping.txt").write_text("n001 a\nn002 b\nn003 c\n")
+    rc, rep = _run_check(capsys, "--dataset", "imagenet", "--data-root", str(tmp_path))
+    assert rc == 0 and rep["split"] == "val" and rep["images"] == 2
+
+
+def test_check_blames_a_cub_box_outside_the_image_on_bounding_boxes_txt(tmp_path, capsys):
+    cub = write_cub(tmp_path)
+    (cub / "bounding_boxes.txt").write_text("1 4.0 5.0 8.0 5.0\n2 30.0 8.0 16.0 16.0\n3 10.5 2.0 9.0 20.0\n")
+    _img(cub / "images" / "001.Red" / "r_2.jpg", 32, 32)
+    rc, rep = _run_check(capsys, "--dataset", "cub", "--data-root", str(cub), "--split", "all")
+    assert rc == 1 and len(rep["problems"]) == 1
+    p = rep["problems"][0]
+    assert (Path(p["file"]).name, p["line"]) == ("bounding_boxes.txt", 2) and "(30, 8, 46, 24)" in p["message"]
+
+
+@pytest.mark.parametrize("fmt", ["cub", "imagenet", "synthetic"])
+def test_check_a_file_as_root_says_so(tmp_path, capsys, fmt):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, rep = _run_check(capsys, "--dataset", fmt, "--data-root", str(afile))
+    assert rc == 1 and rep["problems"][0]["message"] == f"dataset root {afile} is a file, not a folder"

@@ -141,3 +141,54 @@ def test_cli_synth_then_check(tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rc == 1 and len(rep["problems"]) == 1 and rep["problems"][0]["line"] == 5
     assert "val_0000.png" in rep["problems"][0]["message"]
+
+
+def _interrupt_after(monkeypatch, n: int) -> None:
+    """Make the generator's ``n + 1``-th rendered image raise KeyboardInterrupt (a Ctrl-C)."""
+    import wsol.data.synthetic as synthetic
+
+    real, calls = synthetic.render_sample, []
+
+    def render(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "render_sample", render)
+
+
+def test_interrupted_synth_leaves_nothing_and_keeps_the_old_tree(tmp_path, monkeypatch):
+    out = tmp_path / "q"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 5)
+        with pytest.raises(KeyboardInterrupt):
+            generate_synthetic(out, SMALL)
+    assert list(tmp_path.iterdir()) == []  # no partial tree, no temporary sibling
+    generate_synthetic(out, SMALL)  # a rerun needs no rm -rf
+    before = _tree(out)
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 5)
+        with pytest.raises(KeyboardInterrupt):
+            generate_synthetic(out, SynthConfig(**{**SMALL.__dict__, "seed": 6}), overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["q"] and _tree(out) == before
+
+
+def test_overwrite_refuses_a_tree_holding_foreign_files(tmp_path):
+    out = tmp_path / "s"
+    generate_synthetic(out, SMALL)
+    (out / "notes.md").write_text("mine")
+    with pytest.raises(UserError, match=r"did not write \(notes\.md\)"):
+        generate_synthetic(out, SMALL, overwrite=True)
+    assert (out / "notes.md").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--seed", "-1", "--seed must be >= 0"), ("--size", "50000", "--size must be in 32..1024")],
+)
+def test_cli_synth_refuses_negative_seed_and_huge_size(tmp_path, capsys, option, value, message):
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), option, value, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything is written

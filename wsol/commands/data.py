@@ -16,11 +16,14 @@ DESCRIPTION = (
                   [--test-per-class 50] [--size 64] [--seed 0]
       Writes the embedded localization-hard benchmark in the CUB-200-2011 layout (plus a held-out
       `val` split in synthetic_split.txt). Same seed -> byte-identical files. Read it back with
-      --dataset synthetic (or cub).
+      --dataset synthetic (or cub). The tree is written into a hidden sibling folder and renamed
+      into place when complete (--overwrite replaces the old tree only then): an interrupted run
+      leaves nothing behind. --size is at most 1024, --seed >= 0.
 
   wsol data check --format {cub,imagenet,wsolevaluation,synthetic} --root DIR
                   [--metadata-dir DIR] [--split SPLIT] [--annotations-only] [--num-classes K]
-      Prints one JSON object {"format", "split", "images", "classes", "boxes", "masks",
+      Without --split: test (imagenet: the tree's train and/or val, in one report, "split":
+      "train+val"). Prints one JSON object {"format", "split", "images", "classes", "boxes", "masks",
       "problems": [{"file", "line", "message"}]} listing every problem found. Exit status 0 when
       there is none, 1 otherwise.
 
@@ -104,7 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="wsolevaluation metadata folder (metadata/<DATASET> or metadata/<DATASET>/<split>)",
     )
-    c.add_argument("--split", default="test", help="split to check (default: %(default)s; imagenet: train/val)")
+    c.add_argument(
+        "--split",
+        default=None,
+        help="split to check (default: test; imagenet: the ones of train and val the tree has, in one report)",
+    )
     c.add_argument(
         "--annotations-only", action="store_true", help="check annotation files only; do not open images or masks"
     )

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from eval.metadata import Problem
 from wsol.data.formats import scan_dataset
-from wsol.data.imagenet import IMAGE_EXTENSIONS
+from wsol.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_SPLITS
 from wsol.data.images import open_rgb, read_gray
 from wsol.data.records import Record, Scan
 from wsol.errors import UserError
 
-__all__ = ["check_dataset", "check_images", "check_labels"]
+__all__ = ["check_dataset", "check_images", "check_labels", "default_splits"]
 
 
 def _source(record: Record, source: str | None = None) -> tuple[str, int | None]:
@@ -21,6 +21,12 @@ def _source(record: Record, source: str | None = None) -> tuple[str, int | None]
     if sep and line.isdigit():
         return file, int(line)
     return source or str(record.path), None
+
+
+def _box_source(record: Record) -> tuple[str, int | None]:
+    """``(file, line)`` of the annotation giving ``record``'s boxes (CUB: its ``bounding_boxes.txt``
+    line), else of the annotation that refers to it."""
+    return _source(record, record.box_source or record.source)
 
 
 def check_images(scan: Scan) -> list[Problem]:
@@ -43,8 +49,7 @@ def check_images(scan: Scan) -> list[Problem]:
             if b[2] > w - 1 or b[3] > h - 1:
                 problems.append(
                     Problem(
-                        file,
-                        line,
+                        *_box_source(r),
                         f"box {tuple(b)} of {r.image_id} lies outside the {w}x{h} "
                         "image; rejected (reading this image raises), not clipped",
                     )
@@ -88,10 +93,46 @@ def check_labels(scan: Scan, num_classes: int) -> list[Problem]:
     return problems
 
 
+def default_splits(fmt: str, root: str | Path) -> tuple[str, ...]:
+    """The splits ``wsol data check`` reads without ``--split``: ``test``, except for ImageNet,
+    which has none: the ones of ``train`` and ``val`` that ``root`` holds (``val`` when neither,
+    so that the report says what is missing)."""
+    if fmt != "imagenet":
+        return ("test",)
+    root = Path(root)
+    images = root if any((root / s).is_dir() for s in IMAGENET_SPLITS) else root / "ILSVRC" / "Data" / "CLS-LOC"
+    return tuple(s for s in IMAGENET_SPLITS if (images / s).is_dir()) or ("val",)
+
+
+def _merge(reports: list[dict]) -> dict:
+    """One report of several splits: counts summed (classes: the largest), problems concatenated,
+    ``split`` the names joined by ``+``."""
+    out = dict(reports[0])
+    out["split"] = "+".join(r["split"] for r in reports)
+    for key in ("images", "boxes", "masks"):
+        out[key] = sum(r[key] for r in reports)
+    out["classes"] = max(r["classes"] for r in reports)
+    out["problems"] = [p for r in reports for p in r["problems"]]
+    return out
+
+
+def _unreadable(fmt: str, split: str, problem: Problem) -> dict:
+    """The report of a tree that cannot be read at all: no images and that one problem."""
+    return {
+        "format": fmt,
+        "split": split,
+        "images": 0,
+        "classes": 0,
+        "boxes": 0,
+        "masks": 0,
+        "problems": [problem.as_dict()],
+    }
+
+
 def check_dataset(
     fmt: str,
     root: str | Path,
-    split: str,
+    split: str | None = None,
     *,
     metadata_dir: str | Path | None = None,
     annotations_only: bool = False,
@@ -103,21 +144,29 @@ def check_dataset(
     ``annotations_only`` checks the annotation files without opening any image or mask.
     ``num_classes``: also list every label ``>= num_classes`` (:func:`check_labels`).
     A tree that cannot be read at all (missing root or metadata, unknown split) gives a report with
-    no images and that one problem.
+    no images and that one problem. ``split=None``: the splits of :func:`default_splits` (several
+    give one merged report, ``"split": "train+val"``).
     """
+    if split is None:
+        reports = [
+            check_dataset(
+                fmt,
+                root,
+                s,
+                metadata_dir=metadata_dir,
+                annotations_only=annotations_only,
+                num_classes=num_classes,
+            )
+            for s in default_splits(fmt, root)
+        ]
+        return reports[0] if len(reports) == 1 else _merge(reports)
+    if Path(root).exists() and not Path(root).is_dir():
+        return _unreadable(fmt, split, Problem(str(root), None, f"dataset root {root} is a file, not a folder"))
     try:
         scan = scan_dataset(fmt, root, split, metadata_dir=metadata_dir)
     except UserError as exc:
         where = str(metadata_dir if fmt == "wsolevaluation" and metadata_dir is not None else root)
-        return {
-            "format": fmt,
-            "split": split,
-            "images": 0,
-            "classes": 0,
-            "boxes": 0,
-            "masks": 0,
-            "problems": [Problem(where, None, str(exc)).as_dict()],
-        }
+        return _unreadable(fmt, split, Problem(where, None, str(exc)))
     problems = list(scan.problems)
     if num_classes is not None:
         problems.extend(check_labels(scan, num_classes))

@@ -47,6 +47,8 @@ def find_cub_root(root: str | Path) -> Path:
         return root
     if (root / "CUB_200_2011" / "images.txt").is_file():
         return root / "CUB_200_2011"
+    if root.exists() and not root.is_dir():
+        raise UserError(f"dataset root {root} is a file, not a folder")
     if not root.is_dir():
         raise UserError(f"dataset root {root} does not exist")
     return root  # scanning reports the missing files
@@ -196,9 +198,10 @@ def scan_cub(
                 )
             )
             continue
-        box = no_boxes()
+        box, box_source = no_boxes(), ""
         if iid in boxes:
             b_line, vals = boxes[iid]
+            box_source = f"{f_boxes}:{b_line}"
             box_or_err = _cub_box(vals)
             if isinstance(box_or_err, str):
                 problems.append(Problem(str(f_boxes), b_line, f"{box_or_err} for image {iid}; box rejected"))
@@ -214,6 +217,7 @@ def scan_cub(
                 mask_paths=mask_paths,
                 source=source,
                 label_source=f"{f_labels}:{l_line}",
+                box_source=box_source,
             )
         )
     if not class_names and records:  # classes.txt missing (reported): number the classes

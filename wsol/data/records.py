@@ -32,7 +32,9 @@ class Record:
     mask (OpenImages) or ``None``. ``size``: original ``(width, height)`` when the annotations
     record it, else ``None`` (known once the image is opened). ``source``: the annotation
     ``file:line`` that refers to this image (named in error messages); ``label_source``: the
-    ``file:line`` giving its label (empty when the label comes from a folder name).
+    ``file:line`` giving its label (empty when the label comes from a folder name);
+    ``box_source``: the ``file:line`` of its boxes when another file than ``source`` holds them
+    (CUB's ``bounding_boxes.txt``; empty: ``source``).
     """
 
     image_id: str
@@ -44,6 +46,7 @@ class Record:
     size: tuple[int, int] | None = None
     source: str = ""
     label_source: str = ""
+    box_source: str = ""
 
 
 @dataclass

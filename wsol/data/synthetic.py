@@ -45,6 +45,7 @@ import colorsys
 import json
 import os
 import shutil
+import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -55,11 +56,29 @@ import numpy as np
 from eval.io import atomic_write_text
 from wsol.errors import UserError
 
-__all__ = ["SynthConfig", "Sample", "render_sample", "generate_synthetic", "class_dir_name", "SPLITS"]
+__all__ = ["MAX_SIZE", "SynthConfig", "Sample", "render_sample", "generate_synthetic", "class_dir_name", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 _HEAD_OFFSET = 0.25  # head centre at a + 0.25 r from the body centre: it protrudes past the tip
+#: the largest image side: an image is rendered in float32 [S, S, 3] with a [2S, 2S, 3] noise bank,
+#: and every model and preset resizes to at most a few hundred pixels
+MAX_SIZE = 1024
+#: the top-level entries of a tree this command writes (an --overwrite refuses a tree with others)
+_WRITTEN = frozenset(
+    {
+        "images",
+        "segmentations",
+        "images.txt",
+        "image_class_labels.txt",
+        "train_test_split.txt",
+        "synthetic_split.txt",
+        "bounding_boxes.txt",
+        "head_boxes.txt",
+        "classes.txt",
+        "synthetic.json",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -83,10 +102,14 @@ class SynthConfig:
     head_saturation: float = 0.55  # head saturation drawn in [head_saturation, head_saturation + 0.2]
 
     def validate(self) -> None:
+        """Raise :class:`UserError` (one line) on any setting the generator cannot use; nothing is
+        written before this passes."""
         if self.classes < 2:
             raise UserError("--classes must be at least 2")
-        if self.size < 32:
-            raise UserError("--size must be at least 32")
+        if not 32 <= self.size <= MAX_SIZE:
+            raise UserError(f"--size must be in 32..{MAX_SIZE}, got {self.size}")
+        if self.seed < 0:
+            raise UserError(f"--seed must be >= 0, got {self.seed}")
         if min(self.train_per_class, self.val_per_class, self.test_per_class) < 0:
             raise UserError("images per class must be >= 0")
         if not 0 < self.min_scale <= self.max_scale <= 0.95:
@@ -330,7 +353,10 @@ def _write_new(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that cannot be replaced (nothing is written or deleted here): a file, or a
+    non-empty folder unless ``overwrite`` and it is a tree this command wrote (``synthetic.json``
+    and nothing but the names it writes)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
@@ -341,11 +367,28 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
                 f"--out {out} is not empty and holds no synthetic.json; refusing to overwrite "
                 "a folder this command did not write"
             )
-        (out / "synthetic.json").unlink()
-        for sub in ("images", "segmentations"):
-            if (out / sub).is_dir():
-                shutil.rmtree(out / sub)
-    out.mkdir(parents=True, exist_ok=True)
+        others = sorted(p.name for p in out.iterdir() if p.name not in _WRITTEN)
+        if others:
+            raise UserError(
+                f"--out {out} holds files `wsol data synth` did not write ({', '.join(others[:3])}"
+                f"{', ...' if len(others) > 3 else ''}); refusing to overwrite it"
+            )
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Put the complete tree ``tmp`` at ``out``; a previous tree (or empty folder) there is
+    removed only once the new one is in place."""
+    if not out.is_dir():
+        os.rename(tmp, out)
+        return
+    old = tmp.with_name(tmp.name + ".old")
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def generate_synthetic(
@@ -355,7 +398,26 @@ def generate_synthetic(
     ``{"root", "images", "train", "val", "test", "classes", "size", "seed"}``."""
     cfg.validate()
     out = Path(out)
-    _prepare_out(out, overwrite)
+    _check_out(out, overwrite)
+    place = Path(os.path.abspath(out))  # "." and "x/.." have a name to put a sibling beside
+    place.parent.mkdir(parents=True, exist_ok=True)
+    # written into a hidden sibling and renamed into place when complete: a crash or Ctrl-C leaves
+    # no partial tree at `out` (and the sibling is removed)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{place.name}.partial-", dir=place.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        _write_tree(tmp, cfg, progress)
+        _install(tmp, place)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    counts = {"train": cfg.train_per_class, "val": cfg.val_per_class, "test": cfg.test_per_class}
+    total = sum(counts.values()) * cfg.classes
+    return {"root": str(out), "images": total, **counts, "classes": cfg.classes, "size": cfg.size, "seed": cfg.seed}
+
+
+def _write_tree(out: Path, cfg: SynthConfig, progress: bool) -> None:
+    """Write every file of the benchmark into the empty folder ``out`` (``synthetic.json`` last)."""
     counts = {"train": cfg.train_per_class, "val": cfg.val_per_class, "test": cfg.test_per_class}
     dirs = [class_dir_name(c, cfg.classes) for c in range(cfg.classes)]
     for name in dirs:
@@ -401,4 +463,3 @@ def generate_synthetic(
     write("classes.txt", [f"{c + 1} {d}" for c, d in enumerate(dirs)])
     info = {"format": "wsol-synthetic", "version": 1, **asdict(cfg)}
     atomic_write_text(out / "synthetic.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return {"root": str(out), "images": total, **counts, "classes": cfg.classes, "size": cfg.size, "seed": cfg.seed}
