@@ -616,3 +616,25 @@ def test_compare_checkpoint_takes_label_subset(tiny_checkpoint, tiny_synth, tmp_
     capsys.readouterr()
     assert main(["compare", "a.json", "--label-subset"]) == 2
     assert "--label-subset: only used to evaluate a --checkpoint" in capsys.readouterr().err
+
+
+def test_imagenet_val_images_without_a_box_annotation_are_announced(tmp_path, capsys):
+    # a partial LOC_val_solution.csv gave the numbers of a subset without a word
+    import torch
+
+    from tests.wsol.test_zoo_study import fake_imagenet
+    from wsol.checkpoints import save_checkpoint
+    from wsol.models import create_model
+
+    root = fake_imagenet(tmp_path / "ILSVRC2012", images=5, classes=3)
+    csv_path = root / "LOC_val_solution.csv"
+    csv_path.write_text("\n".join(csv_path.read_text().splitlines()[:-1]) + "\n")  # drop the last image
+    torch.manual_seed(0)
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, create_model("small_cnn", 3))
+    args = ["--checkpoint", str(ckpt), "--dataset", "imagenet", "--data-root", str(root), "--split", "val"]
+    assert _run([*args, "--workers", "0", "--output", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: 1 images under" in err and "ILSVRC2012_val_00000005" in err, err
+    assert "the result covers the 4 annotated images" in err
+    assert json.loads((tmp_path / "r.json").read_text())["num_images"] == 4

@@ -11,7 +11,7 @@ from wsol.data.images import open_rgb, read_gray
 from wsol.data.records import Record, Scan
 from wsol.errors import UserError
 
-__all__ = ["check_dataset", "check_images", "check_labels", "default_splits"]
+__all__ = ["check_dataset", "check_images", "check_labels", "default_splits", "unannotated_images"]
 
 
 def _source(record: Record, source: str | None = None) -> tuple[str, int | None]:
@@ -65,13 +65,23 @@ def check_images(scan: Scan) -> list[Problem]:
 
 
 def _unannotated(scan: Scan) -> list[Problem]:
+    return [
+        Problem(str(p), None, "image has no box annotation (not in the XML/CSV annotations)")
+        for p in unannotated_images(scan)
+    ]
+
+
+def unannotated_images(scan: Scan) -> list[Path]:
+    """The images under an ImageNet scan's ``val/`` that no box annotation names (they are not in
+    the split: a partial LOC_val_solution.csv evaluates a subset); empty for other scans."""
+    if scan.format != "imagenet" or scan.split != "val":
+        return []
     known = {r.path.resolve() for r in scan.records}
-    val = scan.root / "val"
-    out = []
-    for p in sorted(val.rglob("*")):
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and p.resolve() not in known:
-            out.append(Problem(str(p), None, "image has no box annotation (not in the XML/CSV annotations)"))
-    return out
+    return [
+        p
+        for p in sorted((scan.root / "val").rglob("*"))
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and p.resolve() not in known
+    ]
 
 
 def check_labels(scan: Scan, num_classes: int) -> list[Problem]:

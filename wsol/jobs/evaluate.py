@@ -146,6 +146,22 @@ def guarded_config(
     return json.loads(json.dumps(plain, default=str))
 
 
+def _warn_unannotated(dataset: Any) -> None:
+    """Say so when images of the split's folder are left out for want of a box annotation (an
+    ImageNet val tree with a partial LOC_val_solution.csv): the numbers are then a subset's."""
+    from wsol.data.check import unannotated_images
+
+    scan = getattr(dataset, "scan", None)
+    missing = unannotated_images(scan) if scan is not None else []
+    if missing:
+        print(
+            f"warning: {len(missing)} images under {scan.root / 'val'} have no box annotation and are not "
+            f"evaluated (first: {missing[0]}); the result covers the {len(dataset)} annotated images "
+            "(`wsol data check` lists them)",
+            file=sys.stderr,
+        )
+
+
 def _finished(paths: dict[str, Path], new: dict[str, Any]) -> dict | None:
     """With ``resume`` on a finished result: the result when its configuration equals ``new``."""
     from wsol.resume_log import config_differences
@@ -207,6 +223,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         minfo = describe_model(model, (side, side))
         if info.is_main:
             print(model_line(cfg.checkpoint, minfo), flush=True)
+            _warn_unannotated(dataset)
         problem = class_count_problem(
             dataset,
             model,
