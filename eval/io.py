@@ -26,6 +26,7 @@ __all__ = [
     "atomic_write_many",
     "atomic_write_text",
     "ensure_output_dir",
+    "nearest_existing",
     "refuse_overwrite",
 ]
 
@@ -61,13 +62,21 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     return folder
 
 
+def nearest_existing(path: str | os.PathLike) -> Path | None:
+    """``path`` or its nearest parent that exists (None: none does). A folder to be created at
+    ``path`` is blocked exactly when this is not a folder."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists()), None)
+
+
 def _mkdir(folder: Path, what: str, named: Path | None = None) -> None:
     """``folder.mkdir(parents=True, exist_ok=True)``; failures raise :class:`WriteError` naming
     ``named`` (default: the folder)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:  # the folder or one above it is a file
-        culprit = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        existing = nearest_existing(folder)
+        culprit = existing if existing is not None and not existing.is_dir() else None
         reason = f"{culprit} is a file, not a folder" if culprit is not None else (exc.strerror or str(exc))
         raise WriteError(f"{what} {named or folder}: {reason}", path=named or folder, errno=errno.ENOTDIR) from None
     except OSError as exc:

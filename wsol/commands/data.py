@@ -203,9 +203,10 @@ def _check_root(root: Path) -> None:
     a failed fetch leaves no trace)."""
     import os
 
+    from eval.io import nearest_existing
     from wsol.errors import UserError
 
-    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    existing = nearest_existing(root)
     if existing is None:
         return
     if not existing.is_dir():

@@ -26,7 +26,7 @@ def _source(record: Record, source: str | None = None) -> tuple[str, int | None]
 def _box_source(record: Record) -> tuple[str, int | None]:
     """``(file, line)`` of the annotation giving ``record``'s boxes (CUB: its ``bounding_boxes.txt``
     line), else of the annotation that refers to it."""
-    return _source(record, record.box_source or record.source)
+    return _source(record, record.box_where)
 
 
 def check_images(scan: Scan) -> list[Problem]:

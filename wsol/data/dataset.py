@@ -84,7 +84,7 @@ class WSOLDataset(Dataset):
             )
         if len(r.boxes):
             try:
-                check_inclusive_boxes(r.boxes, w, h, where=f"{r.box_source or r.source} ({r.image_id})")
+                check_inclusive_boxes(r.boxes, w, h, where=f"{r.box_where} ({r.image_id})")
             except InputError as exc:
                 raise UserError(f"{exc}; the image is rejected (boxes are never clipped)") from None
         image, boxes = self.transform(img, to_bounding_boxes(r.boxes, w, h))

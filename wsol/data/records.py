@@ -48,6 +48,11 @@ class Record:
     label_source: str = ""
     box_source: str = ""
 
+    @property
+    def box_where(self) -> str:
+        """The ``file:line`` that gives this record's boxes (``box_source``, else ``source``)."""
+        return self.box_source or self.source
+
 
 @dataclass
 class Scan:

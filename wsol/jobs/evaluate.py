@@ -201,15 +201,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         if info.is_main and paths["json"].exists() and not (cfg.overwrite or cfg.resume):
             raise UserError(f"{paths['json']} exists; pass --overwrite to replace it (or --resume to check it)")
         ensure_output_dir(paths["json"])  # an unwritable output fails now, not after the pass
-        if cfg.save_scoremaps and cfg.preset != defaults.PRESET:
-            from wsol.data import PRESETS
+        from wsol.data import PRESETS
 
-            if PRESETS.get(cfg.preset).crop:  # the maps would cover the crop, the metadata the image
-                raise UserError(
-                    f"--save-scoremaps with --preset {cfg.preset}: its maps cover the centre crop, while "
-                    "evaluate-scoremaps (the wsolevaluation contract) places the metadata's boxes on the "
-                    f"whole image, so it would score them wrongly; save maps with --preset {defaults.PRESET}"
-                )
+        if cfg.save_scoremaps and PRESETS.get(cfg.preset).crop:  # maps of the crop, metadata of the image
+            raise UserError(
+                f"--save-scoremaps with --preset {cfg.preset}: its maps cover the centre crop, while "
+                "evaluate-scoremaps (the wsolevaluation contract) places the metadata's boxes on the "
+                f"whole image, so it would score them wrongly; save maps with --preset {defaults.PRESET}"
+            )
         t0 = time.perf_counter()
         model = (
             load_checkpoint(cfg.checkpoint, arch=cfg.arch, map_location=info.device, **cfg.arch_options)

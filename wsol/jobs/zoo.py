@@ -241,6 +241,7 @@ def _outputs(out: Path) -> list[Path]:
 
 def plan_study(cfg: StudyConfig) -> StudyPlan:
     """What :func:`run_study` would download and run; reads annotations only, writes nothing."""
+    from eval.io import nearest_existing
     from wsol.zoo.catalog import get_entry, get_study
     from wsol.zoo.download import mirror_location
 
@@ -256,7 +257,7 @@ def plan_study(cfg: StudyConfig) -> StudyPlan:
         )
     mirror = mirror_location(cfg.mirror)
     out = Path(cfg.out)
-    blocked = next((p for p in (out, *out.parents) if p.exists()), None)
+    blocked = nearest_existing(out)
     if blocked is not None and not blocked.is_dir():
         problems.append(f"--out {out}: {blocked} is a file, not a folder")
     steps = []
