@@ -25,6 +25,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_many",
     "atomic_write_text",
+    "check_output_file",
     "ensure_output_dir",
     "nearest_existing",
     "refuse_overwrite",
@@ -202,3 +203,20 @@ def refuse_overwrite(path: str | os.PathLike, overwrite: bool) -> None:
     """Raise :class:`InputError` if ``path`` exists and ``overwrite`` is false."""
     if Path(path).exists() and not overwrite:
         raise InputError(f"{path} exists; pass --overwrite to replace it")
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--output", example: str = "result.json") -> Path:
+    """Refuse, before any work, an output path that cannot name a file: an empty path, one that
+    ends in a path separator (``out/``: a folder), one whose last part is ``.`` or ``..``, or an
+    existing folder. Raises :class:`InputError` with one line naming ``option`` and the path;
+    returns the path."""
+    text = os.fspath(path)
+    seps = tuple({os.sep, os.altsep or os.sep, "/"})
+    if not text.strip():
+        raise InputError(f"{option} {text!r}: empty path; give a file name such as {example}")
+    p = Path(text)
+    if text.endswith(seps) or p.name in ("", ".", "..") or text.endswith(("/.", "/..")) or text in (".", ".."):
+        raise InputError(f"{option} {text}: names a folder; give a file name such as {p / example}")
+    if p.is_dir():
+        raise InputError(f"{option} {text}: is an existing folder; give a file name such as {p / example}")
+    return p

@@ -30,10 +30,25 @@ import numpy as np
 
 from eval.errors import InputError
 
-__all__ = ["Problem", "SplitMetadata", "read_split", "read_lines", "format_problems", "METADATA_FILES"]
+__all__ = [
+    "Problem",
+    "SplitMetadata",
+    "read_split",
+    "read_lines",
+    "format_problems",
+    "METADATA_FILES",
+    "MAX_CLASSES",
+]
 
 METADATA_FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
 _SHOWN_PROBLEMS = 10
+#: the most classes a dataset may have (0-based labels 0 .. MAX_CLASSES - 1): a larger label is a
+#: typo, and every reader allocates per class (names, per-class accuracy), so it is refused first
+MAX_CLASSES = 100_000
+#: integers in the annotation files are int64 (boxes and sizes are stored as numpy int64)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: at most this many digits in a field the fast parser reads: any such integer fits int64
+_FAST_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,9 @@ def format_problems(problems: list[Problem], what: str, shown: int = _SHOWN_PROB
 def read_lines(path: Path, problems: list[Problem], required: bool) -> list[str] | None:
     """Lines of ``path`` without newline characters (``\\n`` or ``\\r\\n``); a final newline adds no
     line. ``None`` when the file is missing (a problem if ``required``)."""
+    if path.is_dir():
+        problems.append(Problem(str(path), None, "is a folder, not a file; skipped"))
+        return None
     if not path.is_file():
         if required:
             problems.append(Problem(str(path), None, "file is missing"))
@@ -147,26 +165,51 @@ def _ints(
     parts: list[str], names: tuple[str, ...], fmt: str, fname: str, lineno: int, problems: list[Problem]
 ) -> list[int] | None:
     try:
-        return [int(p) for p in parts]
+        return [_int64(p) for p in parts]
     except ValueError:
-        bad = next(f"{n}={p!r}" for n, p in zip(names, parts) if not _is_int(p))
-        problems.append(Problem(fname, lineno, f"expected integers in {fmt}, got {bad}; line skipped"))
-        return None
+        pass
+    name, text = next((n, p) for n, p in zip(names, parts) if not _is_int(p))
+    if _is_big_int(text):  # reported as written, never clamped
+        problems.append(
+            Problem(fname, lineno, f"{name}={text.strip()} does not fit a 64-bit integer (in {fmt}); line skipped")
+        )
+    else:
+        problems.append(Problem(fname, lineno, f"expected integers in {fmt}, got {name}={text!r}; line skipped"))
+    return None
+
+
+def _int64(s: str) -> int:
+    """``int(s)``, refusing (ValueError) an integer outside int64."""
+    v = int(s)
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{s!r} does not fit a 64-bit integer")
+    return v
 
 
 def _is_int(s: str) -> bool:
     try:
-        int(s)
+        _int64(s)
     except ValueError:
         return False
     return True
 
 
+def _is_big_int(s: str) -> bool:
+    """An integer as Python reads it, but outside int64."""
+    try:
+        int(s)
+    except ValueError:
+        return False
+    return not _is_int(s)
+
+
 def read_split(metadata_dir: str | os.PathLike, *, strict: bool = True) -> SplitMetadata:
     """Parse one wsolevaluation metadata split folder (see the module docstring).
 
-    Checks: file presence, an empty split, line format (field count, integers), duplicate ids, ids in one file
-    but not in ``image_ids.txt`` (and images without label / size / box / mask), negative labels,
+    Checks: file presence (a folder in a file's place), an empty split, line format (field count,
+    integers, which must fit int64), duplicate ids, ids in one file
+    but not in ``image_ids.txt`` (and images without label / size / box / mask), negative labels and
+    labels ``>= MAX_CLASSES``,
     sizes <= 0, boxes with ``x1 < x0``, ``y1 < y0``, negative coordinates or outside the recorded
     image size (all such boxes are **rejected**, never clipped), conflicting ignore paths.
     ``strict=True`` raises :class:`InputError` listing the first problems and the count;
@@ -176,7 +219,8 @@ def read_split(metadata_dir: str | os.PathLike, *, strict: bool = True) -> Split
     meta = SplitMetadata(root=root)
     problems = meta.problems
     if not root.is_dir():
-        problems.append(Problem(str(root), None, "metadata folder does not exist"))
+        what = "is a file, not a folder" if root.exists() else "metadata folder does not exist"
+        problems.append(Problem(str(root), None, what))
         if strict:
             raise InputError(format_problems(problems, str(root)))
         return meta
@@ -211,7 +255,10 @@ def _fast_table(lines: list[str], nfields: int) -> tuple[list[str], np.ndarray] 
         return None
     cols = []
     for k in range(1, nfields):
-        body = ",".join(flat[k::nfields])
+        field_k = flat[k::nfields]
+        if max(map(len, field_k)) > _FAST_DIGITS:  # may overflow int64 (np.fromstring clamps it)
+            return None
+        body = ",".join(field_k)
         if not body.replace(",", "").replace("-", "").isdigit():  # digits, '-' and separators only
             return None
         try:
@@ -267,7 +314,12 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
     if lines is None:
         return
     fast = _fast_table(lines, 2)
-    if fast is not None and _clean_ids(fast[0], meta, known, unique=True) and (fast[1] >= 0).all():
+    if (
+        fast is not None
+        and _clean_ids(fast[0], meta, known, unique=True)
+        and (fast[1] >= 0).all()
+        and (fast[1] < MAX_CLASSES).all()
+    ):
         meta.labels = dict(zip(fast[0], fast[1][:, 0].tolist()))
         meta.label_lines = dict(zip(fast[0], range(1, len(lines) + 1)))
         return
@@ -281,7 +333,7 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
             continue
         iid = parts[0]
         try:
-            label = int(parts[1])
+            label = _int64(parts[1])
         except ValueError:
             _ints(parts[1:], ("label",), fmt, fname, i, meta.problems)
             continue
@@ -297,6 +349,16 @@ def _parse_labels(root: Path, meta: SplitMetadata, known: set[str]) -> None:
         if label < 0:
             meta.problems.append(
                 Problem(fname, i, f"label {label} of {iid!r} is negative (labels are 0-based); line skipped")
+            )
+            continue
+        if label >= MAX_CLASSES:
+            meta.problems.append(
+                Problem(
+                    fname,
+                    i,
+                    f"label {label} of {iid!r} is too large (0-based labels, at most {MAX_CLASSES} classes: "
+                    f"0..{MAX_CLASSES - 1}); line skipped",
+                )
             )
             continue
         first_line[iid] = i
@@ -332,7 +394,7 @@ def _parse_sizes(root: Path, meta: SplitMetadata, known: set[str]) -> bool:
             continue
         iid = parts[0]
         try:
-            vals = [int(parts[1]), int(parts[2])]
+            vals = [_int64(parts[1]), _int64(parts[2])]
         except ValueError:
             _ints(parts[1:], ("width", "height"), fmt, fname, i, meta.problems)
             continue
@@ -402,7 +464,7 @@ def _parse_boxes(fname: str, lines: list[str], meta: SplitMetadata, known: set[s
             continue
         iid = parts[0]
         try:
-            box = [int(parts[1]), int(parts[2]), int(parts[3]), int(parts[4])]
+            box = [_int64(parts[1]), _int64(parts[2]), _int64(parts[3]), _int64(parts[4])]
         except ValueError:
             _ints(parts[1:], ("x0", "y0", "x1", "y1"), fmt, fname, i, probs)
             continue

@@ -1,8 +1,10 @@
 """THE result format: assembling, writing, reading and summarizing one evaluated split.
 
-A result is a JSON object (percentages 0-100) with side files beside it: ``<stem>.per_image.csv``
+A result is a JSON object (percentages 0-100) with side files beside it: ``<name>.per_image.csv``
 (one row per image: hits at the selected thresholds, old-protocol columns) and, from ``wsol
-evaluate``, ``<stem>.per_class.csv`` and ``<stem>.config.json``. Files are written atomically
+evaluate``, ``<name>.per_class.csv`` and ``<name>.config.json``, where ``<name>`` is the JSON's file
+name less a ``.json`` suffix (``result.json`` -> ``result.per_image.csv``, ``a.txt`` ->
+``a.txt.per_image.csv``): one rule for every side file, :func:`companion_paths`. Files are written atomically
 (:mod:`eval.io`). Comparisons of several results live in :mod:`eval.compare`.
 
 Keys users and other commands rely on: ``num_images``, ``cam_curve_interval``, ``MaxBoxAcc``
@@ -47,6 +49,7 @@ __all__ = [
     "as_number",
     "assemble_result",
     "boxacc_curve_of",
+    "companion_paths",
     "format_summary",
     "load_result",
     "metric_interval",
@@ -55,8 +58,10 @@ __all__ = [
     "per_class_rows",
     "per_image_csv_text",
     "per_image_of",
+    "refuse_result_overwrite",
     "read_per_class_csv",
     "read_per_image_csv",
+    "read_text_file",
     "rows_csv_text",
     "to_jsonable",
     "write_result",
@@ -122,6 +127,39 @@ def assemble_result(metrics: Mapping[str, Any], **run: Any) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------- writing
+
+COMPANION_SUFFIXES = {
+    "per_image": ".per_image.csv",
+    "per_class": ".per_class.csv",
+    "config": ".config.json",
+    "log": ".log.jsonl",
+}
+
+
+def companion_paths(path: str | os.PathLike) -> dict[str, Path]:
+    """The side files of the result JSON ``path``, by kind (``per_image``, ``per_class``,
+    ``config``, ``log``): ``<name><suffix>`` beside it, ``<name>`` being the file name less a
+    ``.json`` suffix. The one naming rule of every writer (``wsol evaluate``, ``evaluate-scoremaps``):
+    two outputs share side files only when their names are equal up to a ``.json`` suffix (``a``
+    and ``a.json``), which the overwrite check sees."""
+    path = Path(path)
+    name = path.name[: -len(".json")] if path.name.endswith(".json") and path.name != ".json" else path.name
+    return {kind: path.with_name(name + suffix) for kind, suffix in COMPANION_SUFFIXES.items()}
+
+
+def refuse_result_overwrite(
+    path: str | os.PathLike, overwrite: bool, kinds: Sequence[str] = tuple(COMPANION_SUFFIXES)
+) -> None:
+    """Refuse (:class:`InputError`) a result ``path`` whose JSON or one of its side files of
+    ``kinds`` exists, unless ``overwrite``; and, whatever ``overwrite``, a side file path that is a
+    folder (it could not be written at the end of the run)."""
+    path = Path(path)
+    sides = companion_paths(path)
+    for p in (path, *(sides[k] for k in kinds)):
+        if p.is_dir():
+            raise InputError(f"{p} is a folder, not a file: it is where {path} would write a file; move it away")
+        if p.exists() and not overwrite:
+            raise InputError(f"{p} exists; pass --overwrite to replace it")
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -212,12 +250,13 @@ def write_result(
 ) -> Path:
     """Write ``result`` as JSON to ``path``, keys in the fixed order (:func:`assemble_result`).
 
-    With ``per_image`` columns, also write ``<stem>.per_image.csv`` beside it and record its name
-    under the ``per_image`` key. ``side_files`` (path -> text or bytes; a relative path is taken
-    relative to the JSON's folder) are other files of the same result, e.g. the per-class CSV and
-    the config JSON, whose names the caller has put in ``result``. All files are written as one
-    unit (:func:`eval.io.atomic_write_many`, the JSON last): a failure leaves every final path as
-    it was (:class:`~eval.io.WriteError`). ``overwrite=False`` refuses to replace an existing JSON
+    With ``per_image`` columns, also write ``<name>.per_image.csv`` (:func:`companion_paths`)
+    beside it and record its name under the ``per_image`` key. ``side_files`` (path -> text or
+    bytes; a relative path is taken relative to the JSON's folder) are other files of the same
+    result, e.g. the per-class CSV and the config JSON, whose names the caller has put in
+    ``result``. All files are written as one unit (:func:`eval.io.atomic_write_many`, the JSON
+    last): a failure leaves every final path as it was (:class:`~eval.io.WriteError`).
+    ``overwrite=False`` refuses to replace an existing JSON or any other file of the result
     (:class:`~eval.errors.InputError`)."""
     path = Path(path)
     refuse_overwrite(path, overwrite)
@@ -227,9 +266,12 @@ def write_result(
         side = Path(p)
         files[side if side.is_absolute() else path.parent / side] = content
     if per_image is not None:
-        csv_path = path.with_name(path.stem + ".per_image.csv")
+        csv_path = companion_paths(path)["per_image"]
         files[csv_path] = per_image_csv_text(per_image)
         data["per_image"] = csv_path.name
+    if not overwrite:
+        for p in files:
+            refuse_overwrite(p, overwrite)
     text = json.dumps(to_jsonable(assemble_result(data)), indent=2) + "\n"  # as eval.io.atomic_write_json
     files[path] = text
     if len(files) == 1:
@@ -285,7 +327,7 @@ def load_result(path: str | os.PathLike, name: str | None = None) -> Result:
     name for a file called ``result.json``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"result file not found: {path}") from None
     try:
@@ -312,9 +354,28 @@ def _non_finite(value: Any, where: str = "") -> str | None:
     return None
 
 
+def read_text_file(path: str | os.PathLike) -> str:
+    """The text of the input file ``path`` (UTF-8, a leading BOM dropped). A folder, a file that is
+    not UTF-8 text or one that cannot be read raise :class:`InputError` with one line naming it;
+    a missing file raises :class:`FileNotFoundError` (the caller names it)."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
+        ) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+
+
 def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"CSV file not found: {path}") from None
     reader = csv.reader(io.StringIO(text))

@@ -32,6 +32,7 @@ from eval.boxes import rescale_boxes_wsolevaluation
 from eval.errors import InputError
 from eval.evaluator import LocalizationEvaluator, score_image
 from eval.metadata import read_split
+from eval.results import read_text_file
 from eval.settings import MetricSettings
 from eval.sweep import SweepPool, default_workers
 
@@ -146,7 +147,7 @@ def read_predictions(path: str | os.PathLike, image_ids: Sequence[str]) -> dict[
     predictions; extra ids are ignored. Errors name ``file:line``."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = read_text_file(p)  # a folder or non-UTF-8 file: one line naming it
     except FileNotFoundError:
         raise FileNotFoundError(f"predictions file not found: {p}") from None
     preds: dict[str, list[int]] = {}

@@ -19,6 +19,7 @@ from eval.errors import InputError
 __all__ = [
     "MetricSettings",
     "DEFAULT_CAM_CURVE_INTERVAL",
+    "MIN_CAM_CURVE_INTERVAL",
     "DEFAULT_IOU_THRESHOLDS",
     "DEFAULT_SIGMA",
     "thresholds_from_interval",
@@ -26,6 +27,9 @@ __all__ = [
 ]
 
 DEFAULT_CAM_CURVE_INTERVAL = 0.01
+# The finest threshold step accepted: the maps are quantized to 256 levels before the sweep, and
+# the reference protocol's finest step is 0.001; 1e-9 would build a billion thresholds.
+MIN_CAM_CURVE_INTERVAL = 0.0001
 DEFAULT_IOU_THRESHOLDS: tuple[float, ...] = (30, 50, 70)
 DEFAULT_SIGMA = 0.15  # the CutMix paper's old-protocol threshold (fraction of the CAM's max)
 
@@ -37,8 +41,13 @@ _METHODS = ("auto", "numba", "opencv")
 def thresholds_from_interval(cam_curve_interval: float) -> np.ndarray:
     """``np.arange(0, 1, cam_curve_interval)``: the protocol's threshold list, float edge cases included."""
     interval = float(cam_curve_interval)
-    if not (0.0 < interval < 1.0):
+    if not (0.0 < interval < 1.0):  # NaN fails too
         raise InputError(f"cam_curve_interval must be in (0, 1), got {cam_curve_interval!r}")
+    if interval < MIN_CAM_CURVE_INTERVAL:
+        raise InputError(
+            f"cam_curve_interval must be at least {MIN_CAM_CURVE_INTERVAL:g} (score maps are quantized "
+            f"to 256 levels; the reference protocol's finest step is 0.001), got {cam_curve_interval!r}"
+        )
     return np.arange(0, 1, interval)
 
 
@@ -86,6 +95,11 @@ class MetricSettings:
         set_(self, "iou_thresholds", tuple(_percent(d) for d in self.iou_thresholds))
         if not self.iou_thresholds:
             raise InputError("give at least one IoU threshold")
+        repeated = sorted({d for d in self.iou_thresholds if self.iou_thresholds.count(d) > 1})
+        if repeated:
+            raise InputError(
+                f"IoU threshold {', '.join(f'{d:g}' for d in repeated)} is given twice; give each threshold once"
+            )
         set_(self, "multi_contour", bool(self.multi_contour))
         set_(self, "sigma", float(self.sigma))
         if not 0.0 <= self.sigma < 1.0:  # NaN fails too

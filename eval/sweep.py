@@ -44,9 +44,10 @@ import contextlib
 import functools
 import gc
 import importlib.util
+import itertools
 import multiprocessing
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 
 import cv2
@@ -54,6 +55,7 @@ import numpy as np
 
 from eval.boxes import as_box_array, check_inclusive_boxes, contour_box, iou_inclusive
 from eval.errors import InputError
+from eval.settings import thresholds_from_interval  # the one definition (its limits included)
 
 # numba is a declared dependency; without it the exact OpenCV path is used. The compiled kernel
 # (and numba, ~0.3 s to import) is loaded on first use: importing this module stays cheap.
@@ -154,14 +156,6 @@ class SweepResult:
     num_fallback_levels: int
     num_boxes: int
     method: str
-
-
-def thresholds_from_interval(cam_curve_interval: float) -> np.ndarray:
-    """``np.arange(0, 1, cam_curve_interval)``: the protocol's threshold list, float edge cases included."""
-    interval = float(cam_curve_interval)
-    if not (0.0 < interval < 1.0):
-        raise InputError(f"cam_curve_interval must be in (0, 1), got {cam_curve_interval!r}")
-    return np.arange(0, 1, interval)
 
 
 def check_scoremap(scoremap: np.ndarray, where: str = "score map") -> np.ndarray:
@@ -517,15 +511,23 @@ def _mp_context():
 class SweepPool:
     """A process pool that runs a picklable top-level function over items, in order.
 
-    ``workers <= 1`` runs in this process (no pool). With ``kernel`` (the default) the compiled
-    sweep kernel is loaded once before the workers start (forked workers inherit it; others load
-    it in their ``initializer``); pass False for work that does not sweep. Use as a context
-    manager, or call :meth:`close`. Results are identical to one worker: each item is computed
-    independently and the output keeps the input order.
+    ``workers <= 1`` runs in this process (no pool). It never starts more processes than
+    :func:`eval.cores.max_workers`, nor than there are items: ``items`` (the number of items the
+    pool will run, when the caller knows it), else, when the first :meth:`imap` starts the pool,
+    the items of that call (counted by reading at most ``workers`` of them ahead; a pool reused
+    for several :meth:`imap` calls should be given ``items`` or :meth:`start`-ed). With ``kernel``
+    (the default) the compiled sweep kernel is loaded once before the workers start (forked
+    workers inherit it; others load it in their ``initializer``); pass False for work that does
+    not sweep. Use as a context manager, or call :meth:`close`. Results are identical to one
+    worker: each item is computed independently and the output keeps the input order.
     """
 
-    def __init__(self, workers: int = 1, chunksize: int = 8, *, kernel: bool = True):
-        self.workers = max(1, int(workers))
+    def __init__(self, workers: int = 1, chunksize: int = 8, *, kernel: bool = True, items: int | None = None):
+        from eval.cores import max_workers
+
+        self.workers = max(1, min(int(workers), max_workers()))
+        if items is not None:
+            self.workers = max(1, min(self.workers, int(items)))
         self.chunksize = max(1, int(chunksize))
         self.kernel = bool(kernel)
         self._pool = None
@@ -554,6 +556,15 @@ class SweepPool:
 
     def imap(self, func, items: Iterable) -> Iterator:
         """``map(func, items)`` lazily, in order, over the pool (or in-process for one worker)."""
+        if self._pool is None and self.workers > 1:  # the pool starts now: no more workers than items
+            if isinstance(items, Sized):
+                n = len(items)
+            else:
+                it = iter(items)
+                head = list(itertools.islice(it, self.workers))
+                n = len(head)
+                items = itertools.chain(head, it)
+            self.workers = max(1, min(self.workers, n))
         pool = self._get()
         if pool is None:
             return map(func, items)

@@ -177,6 +177,8 @@ def _unpickling_reason(msg: str) -> str:
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"checkpoint {p} is a folder, not a checkpoint file")
     if not p.is_file():
         raise UserError(f"checkpoint not found: {p}")
     try:

@@ -229,7 +229,7 @@ def run_pass(
 
     bar = tqdm(total=len(idx), desc="evaluate", unit="img", disable=not progress, leave=False)
     try:
-        with SweepPool(workers, chunksize=1) as pool:
+        with SweepPool(workers, chunksize=1, items=len(idx)) as pool:  # never more processes than images
             batches = iter(loader)  # the DataLoader workers start on the first batch now
             if idx:
                 pool.start()  # while they decode it: load the sweep kernel, start the sweep workers

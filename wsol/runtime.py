@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from eval.cores import usable_cores
+from eval.cores import max_workers, usable_cores
 from wsol.errors import UserError
 
 __all__ = [
@@ -51,17 +51,21 @@ def resolve_device(name: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def sweep_workers(workers: int | None) -> int:
-    """Processes for the per-image sweeps: ``None`` -> every usable core; 0 = in this process."""
-    return usable_cores() if workers is None else max(0, int(workers))
+def sweep_workers(workers: int | None, *, images: int | None = None) -> int:
+    """Processes for the per-image sweeps: ``None`` -> every usable core; 0 = in this process.
+    Never more than :func:`eval.cores.max_workers`, nor than ``images`` (the images to score,
+    when known). The numbers do not depend on it."""
+    n = usable_cores() if workers is None else max(0, int(workers))
+    n = min(n, max_workers())
+    return n if images is None else min(n, max(0, int(images)))
 
 
-def loader_workers(workers: int, device: torch.device) -> int:
+def loader_workers(workers: int, device: torch.device, *, batches: int | None = None) -> int:
     """DataLoader processes so that decoding overlaps the model and the sweeps: on a GPU up to 4;
-    on a CPU one when there are cores to spare (the main process runs the model)."""
-    if device.type == "cuda":
-        return min(workers, 4)
-    return 1 if workers >= 2 else 0
+    on a CPU one when there are cores to spare (the main process runs the model). Never more
+    than ``batches`` (the batches to load, when known)."""
+    n = min(workers, 4) if device.type == "cuda" else (1 if workers >= 2 else 0)
+    return n if batches is None else min(n, max(0, int(batches)))
 
 
 def needs_grad(method: str) -> bool:

@@ -39,12 +39,19 @@ def add_data_arguments(
 
 
 def _interval(text: str) -> float:
+    from eval.settings import MIN_CAM_CURVE_INTERVAL
+
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0.0 < v < 1.0):
+    if not (0.0 < v < 1.0):  # NaN fails too
         raise argparse.ArgumentTypeError(f"must be in (0, 1), got {v}")
+    if v < MIN_CAM_CURVE_INTERVAL:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_CAM_CURVE_INTERVAL:g} (score maps are quantized to 256 levels; "
+            f"the reference protocol's finest step is 0.001), got {text}"
+        )
     return v
 
 
@@ -72,6 +79,20 @@ def _percent(text: str) -> float:
     return int(v) if v.is_integer() else v
 
 
+class UniqueValues(argparse.Action):
+    """``nargs`` action that refuses a value given twice (after the option's ``type``: ``50`` and
+    ``50.0`` are the same IoU threshold), where a repeat would collapse silently into one entry
+    of the result."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen: list = []
+        for v in values:
+            if v in seen:
+                raise argparse.ArgumentError(self, f"{v} is given twice; give each value once")
+            seen.append(v)
+        setattr(namespace, self.dest, seen)
+
+
 def add_metric_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The metric options shared by ``wsol evaluate`` and ``wsol evaluate-scoremaps``; read them
     back with :func:`metric_settings`. Defaults come from :class:`eval.settings.MetricSettings`."""
@@ -89,6 +110,7 @@ def add_metric_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentG
         "--iou-thresholds",
         type=_percent,
         nargs="+",
+        action=UniqueValues,
         default=list(S.DEFAULT_IOU_THRESHOLDS),
         help="IoU thresholds in percent (default: %(default)s)",
     )
@@ -239,10 +261,18 @@ def positive_int(text: str) -> int:
 
 
 def worker_count(text: str) -> int:
-    """argparse type of ``--workers``: a number of processes, >= 0 (0 and 1: in this process)."""
+    """argparse type of ``--workers``: a number of processes, >= 0 (0 and 1: in this process),
+    at most :func:`eval.cores.max_workers` (every command's ``--workers`` uses this type)."""
+    from eval.cores import max_workers, usable_cores
+
     value = _whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (in this process) or more, got {value}")
+    limit = max_workers()
+    if value > limit:
+        raise argparse.ArgumentTypeError(
+            f"at most {limit} worker processes here ({usable_cores()} usable cores), got {value}"
+        )
     return value
 
 

@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from eval.compare import compare_results, comparison_markdown, write_comparison
     from wsol.errors import UserError
 
-    if args.out and (args.markdown or args.csv):
+    if args.out is not None and (args.markdown is not None or args.csv is not None):
         raise UserError("give either --out DIR or --markdown/--csv, not both")
+    _check_outputs(args)
     n_models = len(args.results) + len(args.checkpoint)
     if args.names is not None and len(args.names) != n_models:
         raise UserError(f"--names: {len(args.names)} names for {n_models} result files and checkpoints")
@@ -111,13 +112,61 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give result files or --checkpoint files to compare")
     comp = compare_results(results, names=args.names)
     md_path, csv_path = args.markdown, args.csv
-    if args.out:
+    if args.out is not None:
         md_path, csv_path = Path(args.out) / "comparison.md", Path(args.out) / "comparison.csv"
     if not args.quiet:
         print(comparison_markdown(comp, args.decimals), end="")
     for path in write_comparison(comp, md_path, csv_path, args.decimals):
         print(f"wrote {path}")
     return 0
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any result is read, an output that cannot name a file ("", ``out/``, an
+    existing folder), --markdown and --csv naming the same file, and an output that is one of the
+    input results or one of their side files (it would be destroyed)."""
+    import json
+
+    from eval.io import check_output_file
+    from eval.results import companion_paths
+    from wsol.errors import UserError
+
+    if args.out is not None and not str(args.out).strip():
+        raise UserError("--out '': empty path; give a folder for comparison.md and comparison.csv")
+    outputs = []
+    for option, value, example in (("--markdown", args.markdown, "table.md"), ("--csv", args.csv, "table.csv")):
+        if value is not None:
+            outputs.append((option, check_output_file(value, option, example)))
+    if args.out is not None:
+        outputs = [(f"--out {args.out}", Path(args.out) / n) for n in ("comparison.md", "comparison.csv")]
+    if len(outputs) == 2 and _same_file(outputs[0][1], outputs[1][1]):
+        raise UserError(f"--markdown and --csv both name {outputs[1][1]}; give two different files")
+    for result in args.results:
+        rpath = Path(result)
+        inputs = [rpath, *companion_paths(rpath).values()]
+        try:  # the side files the result names (read again, with its errors, by compare_results)
+            data = json.loads(rpath.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            data = None
+        if isinstance(data, dict):
+            for key in ("per_image", "per_class", "config"):
+                if isinstance(data.get(key), str) and data[key]:
+                    side = Path(data[key])
+                    inputs.append(side if side.is_absolute() else rpath.parent / side)
+        for option, out in outputs:
+            hit = next((p for p in inputs if _same_file(out, p)), None)
+            if hit is not None:
+                what = "the input result" if hit == rpath else f"a file of the input result {rpath}"
+                raise UserError(f"{option} {out}: is {what} ({hit}); it would be overwritten, give another file")
 
 
 # options that only act on --checkpoint evaluations (the result files' own options are in the files)

@@ -18,7 +18,7 @@ DESCRIPTION = (
       `val` split in synthetic_split.txt). Same seed -> byte-identical files. Read it back with
       --dataset synthetic (or cub). The tree is written into a hidden sibling folder and renamed
       into place when complete (--overwrite replaces the old tree only then): an interrupted run
-      leaves nothing behind. --size is at most 1024, --seed >= 0.
+      leaves nothing behind. --size is 32..1024, --classes >= 2, --seed >= 0.
 
   wsol data check --format {cub,imagenet,wsolevaluation,synthetic} --root DIR
                   [--metadata-dir DIR] [--split SPLIT] [--annotations-only] [--num-classes K]
@@ -49,7 +49,7 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="{synth,check,fetch}", required=True)
 
-    from wsol.data.synthetic import SynthConfig  # numpy only: keeps `wsol data --help` torch-free
+    from wsol.data.synthetic import MAX_SIZE, MIN_SIZE, SynthConfig  # numpy only: keeps `wsol data --help` torch-free
 
     d = SynthConfig()
     s = sub.add_parser(
@@ -74,7 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--test-per-class", type=int, default=d.test_per_class, help="test images per class (default: %(default)s)"
     )
-    s.add_argument("--size", type=int, default=d.size, help="image side in pixels (default: %(default)s)")
+    s.add_argument(
+        "--size",
+        type=int,
+        default=d.size,
+        help=f"image side in pixels, {MIN_SIZE}..{MAX_SIZE} (default: %(default)s)",
+    )
     s.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
     s.add_argument("--overwrite", action="store_true", help="replace a synthetic tree already in --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -13,7 +13,9 @@ DESCRIPTION = (
 
 Generates the embedded synthetic benchmark, trains the four models with the synthetic_cpu recipe
 (two at a time, one thread each), evaluates them, compares them (intervals, paired p-values), draws
-the figures and writes OUT/report.md. Finished stages are reused on a re-run; --fresh starts over.
+the figures and writes OUT/report.md. Finished stages are reused on a re-run with the same
+settings; one with other settings is refused (--fresh starts over). OUT must be new, empty or a
+folder an earlier demo wrote (--fresh deletes only such a folder).
 --seeds N trains every method with training seeds SEED .. SEED+N-1 (same benchmark) and adds
 OUT/seeds.md: per metric and method the mean and 95 % t-interval across seeds, each seed's paired
 test against the baseline, and whether the CutMix effect appears.
@@ -26,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = DemoConfig()
     parser.add_argument("--out", default=d.out, help="output folder (default: %(default)s)")
-    parser.add_argument("--augs", nargs="+", default=list(AUGS), help="augmentations to train (default: %(default)s)")
+    parser.add_argument(
+        "--augs",
+        nargs="+",
+        default=list(AUGS),
+        help="augmentations to train and compare, at least two; the first is the baseline (default: %(default)s)",
+    )
     parser.add_argument("--classes", type=int, default=d.classes, help="synthetic classes (default: %(default)s)")
     parser.add_argument("--train-per-class", type=int, default=d.train_per_class, help="(default: %(default)s)")
     parser.add_argument("--test-per-class", type=int, default=d.test_per_class, help="(default: %(default)s)")
@@ -50,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra recipe override for every training, e.g. --set epochs=2",
     )
-    parser.add_argument("--fresh", action="store_true", help="delete OUT and start over")
+    parser.add_argument(
+        "--fresh", action="store_true", help="delete OUT (a folder an earlier demo wrote) and start over"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

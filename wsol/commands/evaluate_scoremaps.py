@@ -33,7 +33,7 @@ Box splits also get the old fixed-threshold GT-known localization (sigma 0.15, o
 --mask-root and give PxAP. Percentages are 0-100.
 
 Writes OUTPUT (JSON: num_images, cam_curve_interval, MaxBoxAcc, MaxBoxAccV2, best_threshold,
-PxAP, ci95, protocol, ...) and, for box splits, OUTPUT's stem + .per_image.csv (for wsol compare).
+PxAP, ci95, protocol, ...) and, for box splits, OUTPUT less a .json suffix + .per_image.csv (for wsol compare).
 
 Examples:
   wsol evaluate-scoremaps --metadata-dir metadata/CUB/test --scoremap-dir runs/cub/scoremaps \\
@@ -80,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from eval.io import ensure_output_dir, refuse_overwrite
-    from eval.results import format_summary, to_jsonable, write_result
+    from eval.io import check_output_file, ensure_output_dir
+    from eval.results import format_summary, refuse_result_overwrite, to_jsonable, write_result
     from eval.scoremaps import evaluate_scoremaps
 
     if args.output is not None:
-        refuse_overwrite(args.output, args.overwrite)
+        check_output_file(args.output, "--output")  # "", out/, an existing folder: refused now
+        # the JSON and its per-image CSV (eval.results.companion_paths) are both counted
+        refuse_result_overwrite(args.output, args.overwrite, kinds=("per_image",))
         ensure_output_dir(args.output)  # an unwritable output fails before the sweep, not after
     state: dict = {}  # the progress bar, made once the number of images is known
 

@@ -68,8 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from wsol.errors import UserError
     from wsol.train import load_recipe, train
 
+    if not args.out.strip():
+        raise UserError("--out is empty; give the output folder (e.g. --out runs/NAME)")
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")

@@ -11,7 +11,8 @@
 Box reading: ``(x0, y0, x1, y1) = (floor(x), floor(y), floor(x + w), floor(y + h))`` inclusive.
 This is the reading wsolevaluation's CUB metadata uses (image 1: ``60 27 325 304`` gives
 ``60,27,385,331``), so boxes from the raw files equal the metadata's. A box with a negative value
-or a zero width or height is rejected (a problem naming its line), never repaired; so is a second
+or a zero width or height, or a corner past ``MAX_BOX_COORD`` (2**31 - 1) pixels, is rejected (a
+problem naming its line), never repaired; so is a second
 image number for a file already listed. Image ids are the paths under
 ``images/`` (the wsolevaluation CUB ids); in ``images.txt`` the path is the rest of the line, so
 it may contain spaces (and any UTF-8 character). Labels are 0-based (``k - 1``). The text files may
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.metadata import Problem
+from eval.metadata import MAX_CLASSES, Problem
 from wsol.data.records import Record, Scan, no_boxes
 from wsol.data.textfiles import read_table
 from wsol.errors import UserError
@@ -38,6 +39,9 @@ __all__ = ["scan_cub", "scan_synthetic", "find_cub_root", "CUB_SPLITS", "SYNTHET
 
 CUB_SPLITS = ("train", "test", "all")
 SYNTHETIC_SPLITS = ("train", "val", "test", "all")
+#: the largest box corner accepted (pixels): no image is larger; a bigger value is a typo (and
+#: 1e300 would not even fit the int64 boxes)
+MAX_BOX_COORD = 2**31 - 1
 
 
 def find_cub_root(root: str | Path) -> Path:
@@ -189,12 +193,14 @@ def scan_cub(
             continue
         l_line, (lab,) = labels[iid]
         k = _parse_int(lab)
-        if k is None or k < 1 or (n_classes and k > n_classes):
+        # without classes.txt (reported) the classes are numbered from the labels: bounded first
+        if k is None or k < 1 or k > (n_classes or MAX_CLASSES):
             problems.append(
                 Problem(
                     str(f_labels),
                     l_line,
-                    f"class number {lab!r} of image {iid} is out of range 1..{n_classes or 'N'}; image skipped",
+                    f"class number {lab!r} of image {iid} is out of range 1..{n_classes or MAX_CLASSES}"
+                    f"{'' if n_classes else f' (at most {MAX_CLASSES} classes)'}; image skipped",
                 )
             )
             continue
@@ -246,6 +252,8 @@ def _cub_box(vals: list[str]) -> np.ndarray | str:
         return f"box x={x:g} y={y:g} w={w:g} h={h:g} has a negative coordinate or size"
     if w == 0 or h == 0:
         return f"zero-area box x={x:g} y={y:g} w={w:g} h={h:g} (width and height must be > 0)"
+    if x + w > MAX_BOX_COORD or y + h > MAX_BOX_COORD:
+        return f"box x={x:g} y={y:g} w={w:g} h={h:g} out of range (corners must be at most {MAX_BOX_COORD} pixels)"
     return np.array([[math.floor(x), math.floor(y), math.floor(x + w), math.floor(y + h)]], dtype=np.int64)
 
 

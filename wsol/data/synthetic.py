@@ -56,7 +56,16 @@ import numpy as np
 from eval.io import atomic_write_text
 from wsol.errors import UserError
 
-__all__ = ["MAX_SIZE", "SynthConfig", "Sample", "render_sample", "generate_synthetic", "class_dir_name", "SPLITS"]
+__all__ = [
+    "MAX_SIZE",
+    "MIN_SIZE",
+    "SynthConfig",
+    "Sample",
+    "render_sample",
+    "generate_synthetic",
+    "class_dir_name",
+    "SPLITS",
+]
 
 SPLITS = ("train", "val", "test")
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
@@ -64,6 +73,8 @@ _HEAD_OFFSET = 0.25  # head centre at a + 0.25 r from the body centre: it protru
 #: the largest image side: an image is rendered in float32 [S, S, 3] with a [2S, 2S, 3] noise bank,
 #: and every model and preset resizes to at most a few hundred pixels
 MAX_SIZE = 1024
+#: the smallest image side: the object, its head and the textures need a few pixels each
+MIN_SIZE = 32
 #: the top-level entries of a tree this command writes (an --overwrite refuses a tree with others)
 _WRITTEN = frozenset(
     {
@@ -106,8 +117,8 @@ class SynthConfig:
         written before this passes."""
         if self.classes < 2:
             raise UserError("--classes must be at least 2")
-        if not 32 <= self.size <= MAX_SIZE:
-            raise UserError(f"--size must be in 32..{MAX_SIZE}, got {self.size}")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise UserError(f"--size must be in {MIN_SIZE}..{MAX_SIZE}, got {self.size}")
         if self.seed < 0:
             raise UserError(f"--seed must be >= 0, got {self.seed}")
         if min(self.train_per_class, self.val_per_class, self.test_per_class) < 0:
@@ -359,6 +370,9 @@ def _check_out(out: Path, overwrite: bool) -> None:
     and nothing but the names it writes)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():  # the folder cannot be created under a file
+        raise UserError(f"--out {out}: {above} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"--out {out} is not empty; pass --overwrite to replace a synthetic tree")

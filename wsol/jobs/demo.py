@@ -10,11 +10,14 @@ Generation, trainings and evaluations run the public CLI in subprocesses (what u
 the way to use both cores); comparison and figures call the same library functions in-process.
 Trainings run two at a time with one thread each (on a 2-core machine two single-threaded
 processes are far faster than one process with two threads fighting over the cores).
-A stage that finished leaves a ``.done`` stamp; a re-run skips it (``--fresh`` starts over).
+A stage that finished leaves a ``.done`` stamp recording the settings it was made with; a re-run
+with the same settings skips it, one with other settings is refused (``--fresh`` starts over, and
+deletes only a folder the demo wrote: one with ``.stages``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -46,24 +49,110 @@ class DemoConfig:
 
 
 class _Stages:
-    """Runs named stages once: a stage's stamp file marks it finished."""
+    """Runs named stages once: a stage's stamp file marks it finished and records the settings it
+    was made with (JSON), so that a re-run with other settings is refused, not silently reused."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.t0 = time.monotonic()
 
     def stamp(self, name: str) -> Path:
-        return self.root / ".stages" / f"{name}.done"
+        return self.root / STAGES / f"{name}.done"
 
     def done(self, name: str) -> bool:
         return self.stamp(name).exists()
 
-    def mark(self, name: str) -> None:
+    def recorded(self, name: str) -> dict | None:
+        """The settings the finished stage ``name`` recorded (``None``: it recorded none, as the
+        stamps of older versions, or it is unreadable)."""
+        try:
+            data = json.loads(self.stamp(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        settings = data.get("settings") if isinstance(data, dict) else None
+        return settings if isinstance(settings, dict) else None
+
+    def mark(self, name: str, settings: dict) -> None:
         self.stamp(name).parent.mkdir(parents=True, exist_ok=True)
-        self.stamp(name).write_text("ok\n")
+        self.stamp(name).write_text(json.dumps({"stage": name, "settings": settings}, sort_keys=True) + "\n")
 
     def say(self, text: str) -> None:
         print(f"[demo {time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
+
+
+#: the folder of stage stamps: its presence marks a folder the demo wrote (``--fresh`` deletes only such)
+STAGES = ".stages"
+
+
+def _set_words(sets: Sequence[str]) -> str:
+    return " ".join(f"--set {s}" for s in sets) if sets else "no --set"
+
+
+def _synth_settings(cfg: DemoConfig) -> dict:
+    """What the benchmark depends on, by the flag that sets it."""
+    return {
+        "--classes": cfg.classes,
+        "--train-per-class": cfg.train_per_class,
+        "--test-per-class": cfg.test_per_class,
+        "--size": cfg.size,
+        "--seed": cfg.seed,
+    }
+
+
+def _normalized_sets(sets: Sequence[str]) -> list[str]:
+    """The ``--set`` overrides as ``key=value``, one per key (the last given wins), in key order:
+    the same overrides in another order are the same training."""
+    last: dict[str, str] = {}
+    for text in sets:
+        key, _, value = text.partition("=")
+        last[key.strip()] = value.strip()
+    return [f"{k}={last[k]}" for k in sorted(last)]
+
+
+def _run_settings(cfg: DemoConfig, aug: str, seed: int) -> dict:
+    """What one training (and its evaluation) depends on besides the benchmark."""
+    return {"--augs": aug, "training seed": seed, "--set": _normalized_sets(cfg.train_set)}
+
+
+def _check_reuse(st: _Stages, cfg: DemoConfig, runs: list[tuple[str, int]]) -> None:
+    """Refuse (one line, before anything runs) to reuse a finished stage made with other settings."""
+    root = cfg.out
+    fix = "pass --fresh or another --out"
+    stages = [("synth", _synth_settings(cfg))]
+    for aug, seed in runs:
+        name = run_name(cfg, aug, seed)
+        stages += [(f"train_{name}", _run_settings(cfg, aug, seed)), (f"eval_{name}", _run_settings(cfg, aug, seed))]
+    for name, want in stages:
+        if not st.done(name):
+            continue
+        have = st.recorded(name)
+        if have is None:
+            raise UserError(
+                f"{root} holds a demo run that did not record its settings ({st.stamp(name)}, an older version): {fix}"
+            )
+        for key, value in want.items():
+            if have.get(key) == value:
+                continue
+            if key == "--set":
+                made, now = _set_words(have.get(key) or []), _set_words(value)
+            else:
+                made, now = f"{key} {have.get(key, '?')}", f"{value}"
+            raise UserError(f"{root} was made with {made}, not {now}: {fix}")
+
+
+def _prepare_out(root: Path, fresh: bool) -> None:
+    """Refuse an ``--out`` the demo did not write (a file, or a non-empty folder without the demo's
+    ``.stages``): nothing of it is deleted or written into; ``--fresh`` then deletes a demo folder."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a folder")
+    if root.is_dir() and any(root.iterdir()) and not (root / STAGES).is_dir():
+        what = "--fresh would delete it" if fresh else "the demo would write into it"
+        raise UserError(
+            f"--out {root} is not empty and was not written by `wsol demo` (no {STAGES} folder); "
+            f"{what}: pass an empty or new folder"
+        )
+    if fresh and root.exists():
+        shutil.rmtree(root)
 
 
 def _wsol(*args: str) -> list[str]:
@@ -167,6 +256,10 @@ def _check_trainings(cfg: DemoConfig, data: Path) -> None:
     repeated = sorted({a for a in cfg.augs if list(cfg.augs).count(a) > 1})
     if repeated:
         raise UserError(f"--augs names {repeated[0]!r} twice; give each augmentation once")
+    if len(cfg.augs) < 2:  # the comparison, its p-values and the CAM grid need a second model
+        raise UserError(
+            f"--augs needs at least two methods to compare (the first is the baseline), got {len(cfg.augs)}"
+        )
     for text in cfg.train_set:
         key = parse_override(text)[0][0]
         if key in _DEMO_SETS:
@@ -195,10 +288,13 @@ def _run_demo(cfg: DemoConfig) -> Path:
         size=cfg.size,
         seed=cfg.seed,
     ).validate()
-    if cfg.fresh and root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
     st = _Stages(root)
+    seeds = train_seeds(cfg)
+    runs = [(a, s) for s in seeds for a in cfg.augs]
+    _prepare_out(root, cfg.fresh)
+    if not cfg.fresh:
+        _check_reuse(st, cfg, runs)
+    (root / STAGES).mkdir(parents=True, exist_ok=True)  # marks the folder as the demo's
     data = root / "data"
     single = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     from eval.cores import usable_cores
@@ -229,18 +325,17 @@ def _run_demo(cfg: DemoConfig) -> Path:
         )
         if synth.returncode != 0:  # its one-line error is already on stderr
             raise UserError(f"demo stage 1/5 failed: `wsol data synth` exited with status {synth.returncode}")
-        st.mark("synth")
+        st.mark("synth", _synth_settings(cfg))
     else:
         st.say("1/5 synthetic benchmark: reusing")
 
-    seeds = train_seeds(cfg)
-    runs = [(a, s) for s in seeds for a in cfg.augs]
     todo = [(a, s) for a, s in runs if not st.done(f"train_{run_name(cfg, a, s)}")]
     what = f"{len(cfg.augs)} models" + (f" x {len(seeds)} seeds" if len(seeds) > 1 else "")
     st.say(f"2/5 training {what} with synthetic_cpu ({len(todo)} to do, {cfg.parallel} in parallel, 1 thread each)")
-    jobs = {}
+    jobs, made = {}, {}
     for aug, seed in todo:
         name = run_name(cfg, aug, seed)
+        made[f"train_{name}"] = made[f"eval_{name}"] = _run_settings(cfg, aug, seed)
         sets = [f"data_root={data}", "threads=1", f"seed={seed}", *cfg.train_set]
         jobs[f"train_{name}"] = _wsol(
             "train",
@@ -255,13 +350,14 @@ def _run_demo(cfg: DemoConfig) -> Path:
         )
     _run_parallel(jobs, root / "logs", cfg.parallel, single)
     for name in jobs:
-        st.mark(name)
+        st.mark(name, made[name])
 
     todo = [(a, s) for a, s in runs if not st.done(f"eval_{run_name(cfg, a, s)}")]
     st.say(f"3/5 evaluating {what} ({len(todo)} to do)")
     jobs = {}
     for aug, seed in todo:
         name = run_name(cfg, aug, seed)
+        made[f"eval_{name}"] = _run_settings(cfg, aug, seed)
         jobs[f"eval_{name}"] = _wsol(
             "evaluate",
             "--checkpoint",
@@ -282,7 +378,7 @@ def _run_demo(cfg: DemoConfig) -> Path:
         )
     _run_parallel(jobs, root / "logs", min(cfg.parallel, n_cores), single)
     for name in jobs:
-        st.mark(name)
+        st.mark(name, made[name])
 
     results = result_paths(root, cfg, cfg.seed)
     names = [DISPLAY.get(a, a) for a in cfg.augs]

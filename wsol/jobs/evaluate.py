@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import sys
 import time
@@ -72,19 +73,47 @@ class EvaluateConfig:
 
 # keys that cannot change the numbers (left out of the resume guard). The batch size stays guarded:
 # a CPU convolution over another batch can move a CAM's last bits (PxAP in the 5th decimal)
+# (save_scoremaps is added back by guarded_config, resolved: it does not change the numbers, but
+# --resume cannot add, move or drop it, as the maps of the images scored already would be missing)
 _UNGUARDED = ("output", "overwrite", "resume", "progress", "workers", "save_scoremaps", "device")
 
 
 def result_paths(output: str) -> dict[str, Path]:
-    """The result JSON and its side files (per-class CSV, config, resume log)."""
+    """The result JSON and its side files (per-image CSV, per-class CSV, config, resume log), named
+    by the one rule of :func:`eval.results.companion_paths`."""
+    from eval.results import companion_paths
+
     out = Path(output)
-    stem = out.with_suffix("") if out.suffix == ".json" else out
-    return {
-        "json": out,
-        "per_class": Path(f"{stem}.per_class.csv"),
-        "config": Path(f"{stem}.config.json"),
-        "log": Path(f"{stem}.log.jsonl"),
-    }
+    return {"json": out, **companion_paths(out)}
+
+
+# the files of a finished result (the resume log has its own rules)
+_RESULT_FILES = ("json", "per_image", "per_class", "config")
+
+
+def _check_options(cfg: EvaluateConfig) -> None:
+    """Refuse, before anything is read or written, options that contradict each other or an output
+    that cannot be written (one line each)."""
+    from eval.io import check_output_file, nearest_existing
+
+    check_output_file(cfg.output, "--output")
+    if cfg.resume and cfg.overwrite:
+        raise UserError(
+            "--resume and --overwrite contradict each other: --resume keeps what an earlier run "
+            "scored, --overwrite starts over; give one"
+        )
+    if cfg.scoremap_dtype is not None and not cfg.save_scoremaps:
+        raise UserError(f"--scoremap-dtype {cfg.scoremap_dtype} has no effect without --save-scoremaps")
+    if cfg.save_scoremaps is not None:
+        folder = Path(cfg.save_scoremaps)
+        if not str(cfg.save_scoremaps).strip():
+            raise UserError("--save-scoremaps '': empty path; give a folder")
+        existing = nearest_existing(folder)
+        if existing is not None and not existing.is_dir():
+            what = "is a file" if existing == folder else f"cannot be created: {existing} is a file"
+            raise UserError(f"--save-scoremaps {folder}: {what}, not a folder")
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"--save-scoremaps {folder}: {existing} is not writable")
 
 
 def software_versions() -> dict:
@@ -143,6 +172,11 @@ def guarded_config(
             "device_type": device.split(":")[0],
         }
     )
+    if cfg.save_scoremaps:
+        # the maps of the images scored before an interruption are in the folder only if the run
+        # that scored them saved them there: --resume may not add, move or drop the folder (the key
+        # is left out without it, so configurations recorded before it was guarded still compare)
+        plain["save_scoremaps"] = str(Path(cfg.save_scoremaps).resolve())
     return json.loads(json.dumps(plain, default=str))
 
 
@@ -195,11 +229,16 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     from wsol.model_info import class_count_problem, describe_model, model_line
     from wsol.resume_log import ResumeLog, config_differences, decode_score, read_log
 
+    _check_options(cfg)
     info = runtime.setup(cfg.device)
     paths = result_paths(cfg.output)
     try:
-        if info.is_main and paths["json"].exists() and not (cfg.overwrite or cfg.resume):
-            raise UserError(f"{paths['json']} exists; pass --overwrite to replace it (or --resume to check it)")
+        for kind in _RESULT_FILES:  # every file of the result counts, not only the JSON
+            p = paths[kind]
+            if info.is_main and p.is_dir():
+                raise UserError(f"{p} is a folder, not a file: {paths['json']} would write a file there; move it away")
+            if info.is_main and p.exists() and not (cfg.overwrite or cfg.resume):
+                raise UserError(f"{p} exists; pass --overwrite to replace it (or --resume to check it)")
         ensure_output_dir(paths["json"])  # an unwritable output fails now, not after the pass
         from wsol.data import PRESETS
 
@@ -256,6 +295,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                     f"{log} has no configuration header (written by an older version): pass --overwrite to start over"
                 )
             diff = config_differences(header, guard)
+            maps = [d for d in diff if d.startswith(("save_scoremaps:", "scoremap_dtype:"))]
+            if maps:
+                raise UserError(
+                    f"--resume: {log} was written with other score-map options ({'; '.join(maps)}); "
+                    "--save-scoremaps and --scoremap-dtype cannot be added, changed or dropped on --resume "
+                    "(the maps of the images scored already would be missing): rerun with the original "
+                    "options or pass --overwrite to start over"
+                )
             if diff:
                 raise UserError(
                     f"{log} was written with another configuration ({'; '.join(diff)}); "

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,9 @@ def output_problem(out: str | os.PathLike) -> str | None:
 
 
 def _check_output(out: str | os.PathLike) -> None:
+    from eval.io import check_output_file
+
+    check_output_file(out, "--out", "figure.png")  # "", out/, an existing folder: refused now
     problem = output_problem(out)
     if problem:
         raise UserError(problem)
@@ -313,6 +317,8 @@ def result_problem(
     dataset: str,
     data_root: str | os.PathLike,
     split: str,
+    preset: str | None = None,
+    cam_methods: Sequence[str] | None = None,
 ) -> str | None:
     """Why ``result`` is not the result of ``checkpoint`` on this data (None: nothing says so).
 
@@ -322,8 +328,10 @@ def result_problem(
     ``evaluate-scoremaps``) the JSON's own ``dataset`` and ``preset.root`` (only when absolute: a
     relative root was relative to a working directory that is not recorded) are compared; the JSON
     records the checkpoint only as the path given, so no checkpoint is compared then. ``split`` (as
-    resolved by the dataset) is compared with the JSON's ``split``, else the config's. Information
-    that is not recorded is not compared."""
+    resolved by the dataset) is compared with the JSON's ``split``, else the config's; ``preset``
+    (the grid's data preset) with the JSON's ``preset`` name, else the config's; ``cam_methods`` (the
+    grid's CAM methods) must hold the result's ``cam_method`` (JSON, else config). Information that
+    is not recorded (or a ``None`` argument) is not compared."""
     data = result.data
     config = _config_of(result)
     guarded = config[1] if config is not None else {}
@@ -351,6 +359,18 @@ def result_problem(
         differences.append(f"data root {recorded_root}, not {Path(data_root).resolve()}")
     if isinstance(recorded_split, str) and recorded_split != split:
         differences.append(f"split {recorded_split!r}, not {split!r}")
+    json_preset = data.get("preset")
+    recorded_preset = json_preset.get("preset") if isinstance(json_preset, dict) else json_preset
+    if not isinstance(recorded_preset, str):
+        recorded_preset = guarded.get("preset")
+    if preset is not None and isinstance(recorded_preset, str) and recorded_preset != preset:
+        differences.append(f"preset {recorded_preset!r}, not {preset!r}")
+    recorded_method = data.get("cam_method")
+    if not isinstance(recorded_method, str):
+        recorded_method = guarded.get("cam_method")
+    if cam_methods and isinstance(recorded_method, str) and recorded_method not in cam_methods:
+        shown = ", ".join(repr(m) for m in cam_methods)
+        differences.append(f"cam_method {recorded_method!r}, not {shown}")
     if not differences:
         return None
     source = f" (recorded in {config[0]})" if config is not None else ""
@@ -386,6 +406,8 @@ def _check_checkpoints(cfg: GridConfig, dataset, results: list[Result] | None) -
                 dataset=cfg.dataset,
                 data_root=cfg.data_root,
                 split=split,
+                preset=cfg.preset,
+                cam_methods=cfg.cam_methods,
             )
         if problem:
             raise UserError(problem)
@@ -398,6 +420,19 @@ def _column_tau(cfg: GridConfig, results, model_idx: int, method: str) -> float:
         bt = data.get("best_threshold")
         if (recorded is None or recorded == method) and isinstance(bt, dict) and bt.get("50") is not None:
             return float(bt["50"])
+        tau = DEFAULT_TAU if cfg.threshold is None else float(cfg.threshold)
+        why = (
+            f"it is of CAM method {recorded!r}"
+            if recorded is not None and recorded != method
+            else "it has no best_threshold at IoU 50"
+        )
+        source = "--threshold" if cfg.threshold is not None else "the default"
+        print(
+            f"note: column {method} of {results[model_idx].name}: {results[model_idx].path} gives no threshold "
+            f"({why}); using tau = {tau:g} ({source})",
+            file=sys.stderr,
+        )
+        return tau
     return DEFAULT_TAU if cfg.threshold is None else float(cfg.threshold)
 
 

@@ -39,7 +39,8 @@ class TrainConfig:
     image_size: int | None = None  # crop side S (None: the dataset's, 224 real / 64 synthetic);
     # train: resize to round(S*256/224) square, random crop S, flip
     cache_images: bool = False  # decode every train image once into a uint8 tensor in memory
-    workers: int = 0  # DataLoader worker processes (not used with cache_images)
+    workers: int = 0  # DataLoader worker processes (not used with cache_images; the batches,
+    # hence the weights, are the same at every value)
 
     # -- augmentation -------------------------------------------------------------------------
     aug: str = "none"  # wsol.augment.AUGMENTATIONS name
@@ -154,24 +155,71 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+#: upper bounds of values that otherwise crash torch or the machine (or train to NaN)
+MAX_IMAGE_SIZE = 2048
+MAX_LR = 10.0
+MAX_LR_HIGH_MULT = 1000.0
+MAX_WEIGHT_DECAY = 1.0
+THREADS_PER_CORE = 4
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The dotted key of the first non-finite float in ``value`` (nested dicts and lists), or None."""
+    import math
+
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _non_finite(v, f"{where}.{k}")
+            if bad:
+                return bad
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _non_finite(v, f"{where}[{i}]")
+            if bad:
+                return bad
+    return None
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
     """Range checks across fields; raises :class:`UserError` naming the key."""
+    from eval.cores import max_workers, usable_cores
+
+    for name in FIELDS:  # one generic check: .inf / .nan anywhere train to NaN or crash torch
+        bad = _non_finite(getattr(cfg, name), name)
+        if bad:
+            raise UserError(f"training config: {bad} must be a finite number; got {_lookup(cfg, bad)!r}")
+    max_threads = THREADS_PER_CORE * usable_cores()
     checks = [
         (cfg.epochs >= 1, "epochs must be >= 1"),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
         (cfg.lr > 0, "lr must be > 0"),
+        (cfg.lr <= MAX_LR, f"lr must be <= {MAX_LR:g}; got {cfg.lr:g}"),
         (cfg.lr_high_mult > 0, "lr_high_mult must be > 0"),
+        (cfg.lr_high_mult <= MAX_LR_HIGH_MULT, f"lr_high_mult must be <= {MAX_LR_HIGH_MULT:g}"),
         (0 <= cfg.momentum < 1, "momentum must be in [0, 1)"),
         (not cfg.nesterov or cfg.momentum > 0, "nesterov needs momentum > 0"),
         (cfg.weight_decay >= 0, "weight_decay must be >= 0"),
+        (cfg.weight_decay <= MAX_WEIGHT_DECAY, f"weight_decay must be <= {MAX_WEIGHT_DECAY:g}"),
         (0 < cfg.lr_gamma <= 1, "lr_gamma must be in (0, 1]"),
         (all(m >= 1 for m in cfg.lr_milestones), "lr_milestones must be epochs >= 1"),
         (0 <= cfg.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
         (cfg.image_size is None or cfg.image_size >= 8, "image_size must be >= 8"),
+        (
+            cfg.image_size is None or cfg.image_size <= MAX_IMAGE_SIZE,
+            f"image_size must be <= {MAX_IMAGE_SIZE}; got {cfg.image_size}",
+        ),
         (cfg.workers >= 0, "workers must be >= 0"),
+        (cfg.workers <= max_workers(), f"workers must be <= {max_workers()}; got {cfg.workers}"),
         (cfg.val_every >= 0, "val_every must be >= 0"),
         (cfg.val_batch_size >= 1, "val_batch_size must be >= 1"),
         (cfg.threads >= 0, "threads must be >= 0"),
+        (
+            cfg.threads <= max_threads,
+            f"threads must be <= {max_threads} ({THREADS_PER_CORE} x the {usable_cores()} usable cores); "
+            f"got {cfg.threads}",
+        ),
         (bool(cfg.data_root), "data_root is required (e.g. --set data_root=DIR)"),
         (cfg.val_every == 0 or cfg.val_split is not None, "val_every > 0 needs a val_split"),
     ]
@@ -186,3 +234,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             + ", ".join(CAM_METHODS)
         )
     return cfg
+
+
+def _lookup(cfg: TrainConfig, dotted: str) -> Any:
+    """The value at ``dotted`` (``aug_options.mixup.alpha``, ``x[0]``) of ``cfg``, or the key."""
+    import re
+
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", dotted) if p]
+    node: Any = cfg
+    for i, part in enumerate(parts):
+        node = getattr(node, part) if i == 0 else node[int(part) if isinstance(node, list) else part]
+    return node

@@ -112,8 +112,10 @@ class MemoryTrainSet:
 class LoaderTrainSet:
     """A :class:`torch.utils.data.DataLoader` over ``dataset`` driven by the epoch plan.
 
-    Random crops and flips use torch's RNG: the main process's (seeded by the trainer each epoch)
-    with ``workers=0``, else each worker's, seeded from the epoch generator passed to the loader.
+    Random crops and flips of sample ``i`` use torch's RNG seeded from (the epoch generator,
+    ``i``) for that sample alone (:class:`_SeededItems`), in whichever process loads it: the
+    batches are the same at every ``workers`` value (so ``workers`` may change on resume), and
+    the main process's RNG is left as it was.
     """
 
     def __init__(self, dataset, workers: int, pin_memory: bool) -> None:
@@ -135,8 +137,9 @@ class LoaderTrainSet:
         from wsol.data.loading import CarryErrors, carry_collate, iterate, worker_init
 
         local = [b[local_slice(len(b), rank, world_size)] for b in batches]
+        epoch_seed = int(torch.randint(0, 2**62, (1,), generator=generator))  # before the loader draws
         loader = DataLoader(
-            CarryErrors(self.dataset),
+            CarryErrors(_SeededItems(self.dataset, epoch_seed)),
             batch_sampler=local,
             collate_fn=carry_collate(collate),
             num_workers=self.workers,
@@ -147,3 +150,25 @@ class LoaderTrainSet:
         )
         for batch in iterate(loader):  # a worker's user error is raised here as itself
             yield batch["image"], batch["label"]
+
+
+class _SeededItems:
+    """``dataset[i]`` drawn under torch's RNG seeded by ``derive_seed(epoch_seed, "sample", i)``
+    (the caller's RNG state is restored), so an item does not depend on which process loads it."""
+
+    def __init__(self, dataset, epoch_seed: int) -> None:
+        self.dataset = dataset
+        self.epoch_seed = epoch_seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.epoch_seed, "sample", int(i)))
+            return self.dataset[i]
+
+    def __getattr__(self, name: str):
+        if name in ("dataset", "epoch_seed") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

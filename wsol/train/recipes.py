@@ -52,9 +52,34 @@ def recipe_path(name_or_file: str) -> Path:
     return shipped
 
 
+def _read_recipe_text(path: Path) -> str:
+    """The text of recipe file ``path`` (UserError naming the file and line when it is not UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"recipe {path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UserError(
+            f"recipe {path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save it as UTF-8"
+        ) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``LINE:COLUMN: problem`` of a PyYAML error, on one line (1-based)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    problem = " ".join(str(problem).split())
+    if mark is None:
+        return f" {problem}"
+    return f"{mark.line + 1}:{mark.column + 1}: {problem}"
+
+
 def recipe_description(name_or_file: str) -> str:
     """The first comment line of the recipe file (without ``#``), or ``""``."""
-    for line in recipe_path(name_or_file).read_text().splitlines():
+    for line in _read_recipe_text(recipe_path(name_or_file)).splitlines():
         if line.startswith("#"):
             return line.lstrip("#").strip()
         if line.strip():
@@ -66,9 +91,9 @@ def load_recipe_dict(name_or_file: str) -> dict[str, Any]:
     """The raw mapping of a recipe (keys checked against TrainConfig, values not yet)."""
     path = recipe_path(name_or_file)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(_read_recipe_text(path))
     except yaml.YAMLError as exc:
-        raise UserError(f"recipe {path}: invalid YAML: {exc}") from None
+        raise UserError(f"recipe {path}:{_yaml_problem(exc)} (invalid YAML)") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -100,7 +125,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise UserError(f"--set {text!r}: value is not valid YAML: {exc}") from None
+        raise UserError(f"--set {text!r}: value is not valid YAML: {_yaml_problem(exc)}") from None
     return path, value
 
 

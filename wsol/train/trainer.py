@@ -142,20 +142,51 @@ def _read_log(path: Path, upto_epoch: int) -> list[str]:
     """The lines of the epoch log ``path`` up to ``upto_epoch`` (UserError naming a broken line)."""
     if not path.exists():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:  # a folder, unreadable
+        raise UserError(f"{path}: cannot read the epoch log: {exc.strerror or exc}") from None
     kept = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
             continue
         try:
+            line = raw.decode("utf-8")
             epoch = json.loads(line).get("epoch", 0)
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise ValueError(epoch)
         except (ValueError, AttributeError):
             raise UserError(
-                f"{path}:{lineno}: not a JSON object of the epoch log ({line[:60]!r}); fix or delete the "
-                "line (last.pt alone is enough to resume)"
+                f"{path}:{lineno}: not a JSON object of the epoch log ({raw[:60].decode('utf-8', 'replace')!r}); "
+                "fix or delete the line (last.pt alone is enough to resume)"
             ) from None
         if epoch <= upto_epoch:
             kept.append(line)
     return kept
+
+
+def _check_fresh_out(out: Path) -> None:
+    """A fresh run (no ``last.pt``) writes into ``out`` only over what a previous start of it left
+    (``config.yaml``/``config.json`` of a run stopped in its first epoch): a user's own
+    ``config.yaml``, ``config.json`` or ``log.jsonl`` there is refused, not replaced."""
+    from wsol.train.config import FIELDS
+
+    if not out.is_dir():
+        return
+    hint = "choose another --out (or empty it)"
+    log = out / "log.jsonl"
+    if log.exists() and (not log.is_file() or log.stat().st_size):  # written only after last.pt
+        raise UserError(f"{log} exists but {out / 'last.pt'} does not: not a log of `wsol train`; {hint}")
+    names = ("config.yaml", "config.json")
+    if not any((out / n).exists() for n in names):
+        return
+    try:
+        saved = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        ours = isinstance(saved, dict) and set(saved) == set(FIELDS) and (out / "config.yaml").is_file()
+    except (OSError, ValueError):
+        ours = False
+    if not ours:
+        raise UserError(f"{out} holds a config.yaml/config.json that `wsol train` did not write; {hint}")
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> Path:
@@ -209,6 +240,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
         from eval.io import ensure_output_dir
 
         ensure_output_dir(out / "config.json")
+        if not last_path.exists():
+            _check_fresh_out(out)
 
     train_set = _build_train_set(cfg, device)
     check_batches(len(train_set), cfg.batch_size, info.world_size)  # before anything is written
@@ -223,6 +256,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
     if cfg.init_checkpoint and not (resume and last_path.exists()):
         from wsol.checkpoints import init_from_checkpoint
 
+        if not str(cfg.init_checkpoint).startswith("zoo:") and Path(cfg.init_checkpoint).is_dir():
+            raise UserError(f"init_checkpoint {cfg.init_checkpoint} is a folder, not a checkpoint file")
         kept = init_from_checkpoint(model, cfg.init_checkpoint)
         if info.is_main and kept:
             print(f"initialized from {cfg.init_checkpoint}; kept new: {', '.join(kept)}", file=sys.stderr)
@@ -304,6 +339,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, info: D.DistInfo) -> Path:
             progress_at=(epoch * n_steps, total_steps),
             show=cfg.progress and info.is_main and sys.stderr.isatty(),
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            epoch_no=epoch + 1,
         )
         loss_sum, correct, seen, seconds = D.all_reduce_sum(
             [stats["loss_sum"], stats["correct"], stats["seen"], stats["seconds"]], info
@@ -381,6 +417,7 @@ def _run_epoch(
     progress_at: tuple[int, int],
     show: bool,
     desc: str,
+    epoch_no: int = 0,
 ) -> dict:
     from tqdm import tqdm
 
@@ -409,6 +446,12 @@ def _run_epoch(
         if plan is not None:
             soft = plan.targets()
         loss = soft_cross_entropy(logits, soft.to(logits.device), cfg.label_smoothing)
+        if not torch.isfinite(loss.detach()).all():  # before the step: last.pt keeps the last good epoch
+            bar.close()
+            raise UserError(
+                f"loss is not finite ({float(loss.detach())}) at epoch {epoch_no} step {step + 1}; nothing saved "
+                "for this epoch (lower lr, check the data and aug_options)"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
