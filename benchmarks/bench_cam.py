@@ -168,13 +168,14 @@ def gpu_section(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         model = create_model("resnet50", 1000, **opts).to(device).eval()
         model = model.to(memory_format=torch.channels_last)
-        x = torch.randn(b, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
+        side = args.gpu_size
+        x = torch.randn(b, 3, side, side, device=device).contiguous(memory_format=torch.channels_last)
         targets = torch.randint(0, 1000, (b,), device=device)
         tb, to = forward_vs_cam(model, x, targets, args.gpu_iters, device, amp_dtype=torch.bfloat16, channels_last=True)
         rb, ro = tb.rate(b), to.rate(b)
         print(
-            f"\n## GPU {name}: ResNet-50 ({layout}, {cam_side}x{cam_side} CAM), bf16 autocast + "
-            f"channels_last, batch {b}"
+            f"\n## GPU {name}: ResNet-50 ({layout}, {cam_side}x{cam_side} CAM at 224), {side}x{side} "
+            f"input, bf16 autocast + channels_last, batch {b}"
         )
         print(f"GPU-CHECK forward only {cam_side}x{cam_side}: {rb.fmt('img/s', digits=1)}")
         print(
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method-runs", type=int, default=MIN_RUNS, help="timed runs per grad-cam method")
     p.add_argument("--gpu-batch-size", type=int, default=256)
     p.add_argument("--gpu-iters", type=int, default=20)
+    p.add_argument(
+        "--gpu-size", type=int, default=224, help="input side of the GPU section (default 224; smaller for a dry run)"
+    )
     p.add_argument(
         "--gpu-device",
         default="cuda",

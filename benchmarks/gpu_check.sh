@@ -58,7 +58,7 @@ export PYTHONUNBUFFERED=1
 
 if [ "$DRY" = 1 ]; then
   # tiny sizes; and a grad-cam that cannot be imported, as on the GPU machine
-  CAM_BATCH=1; CAM_ITERS=3
+  CAM_BATCH=1; CAM_ITERS=3; CAM_SIZE=64
   EVAL_N=24; EVAL_BATCH=8; EVAL_CLASSES=4; EVAL_ARCH=small_cnn
   TRAIN_STEPS=3; TRAIN_BATCH=4; TRAIN_CLASSES=4; TRAIN_ARCH=small_cnn; TRAIN_LOADERS=1
   [ "$RUNS" -gt 1 ] && RUNS=1
@@ -69,7 +69,7 @@ if [ "$DRY" = 1 ]; then
   export PYTHONPATH="$BLOCK:$PYTHONPATH"
   LIMIT_CAM=300; LIMIT_EVAL=600; LIMIT_TRAIN=600
 else
-  CAM_BATCH=256; CAM_ITERS=20
+  CAM_BATCH=256; CAM_ITERS=20; CAM_SIZE=224
   EVAL_N=20000; EVAL_BATCH=256; EVAL_CLASSES=1000; EVAL_ARCH=resnet50
   TRAIN_STEPS=200; TRAIN_BATCH=64; TRAIN_CLASSES=1000; TRAIN_ARCH=resnet50; TRAIN_LOADERS=8
   # per-step limits, 450 s together with the kernel compile (90 s at most, ~30 s when it
@@ -117,7 +117,7 @@ step "0. sweep kernel compile / cache load" 90 \
 
 step "1. forward + CAM, bf16, channels_last, 14x14 and 7x7" "$LIMIT_CAM" \
   "$PY" benchmarks/bench_cam.py --skip-cpu --gpu-device "$DEVICE" --gpu-batch-size "$CAM_BATCH" \
-  --gpu-iters "$((CAM_ITERS > RUNS ? CAM_ITERS : RUNS))"
+  --gpu-iters "$((CAM_ITERS > RUNS ? CAM_ITERS : RUNS))" --gpu-size "$CAM_SIZE"
 
 step "2. wsol evaluate on $EVAL_N JPEGs 224x224 vs forward only" "$LIMIT_EVAL" \
   "$PY" benchmarks/bench_evaluate_overhead.py --device "$DEVICE" --n "$EVAL_N" --classes "$EVAL_CLASSES" \

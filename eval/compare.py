@@ -121,12 +121,16 @@ def metric_label(metric: str) -> str:
 
 
 def align_per_image(
-    ref: PerImage, other: PerImage, ref_name: str = "reference", other_name: str = "other"
+    ref: PerImage,
+    other: PerImage,
+    ref_name: str = "reference",
+    other_name: str = "other",
+    why: str = "A paired test needs identical image sets.",
 ) -> np.ndarray:
     """Index array ``order`` such that ``other.image_ids[order[i]] == ref.image_ids[i]``.
 
     The two image sets must be identical; otherwise :class:`InputError` names both files, how many
-    ids each lacks and the first few of them.
+    ids each lacks and the first few of them, then ``why``.
     """
     pos = {image_id: k for k, image_id in enumerate(other.image_ids)}
     ref_set = set(ref.image_ids)
@@ -144,8 +148,7 @@ def align_per_image(
             parts.append(f"{len(only_other)} image(s) only in {other_name} ({few(only_other)})")
         raise InputError(
             f"{ref_name} ({ref.path}, {len(ref)} images) and {other_name} ({other.path}, "
-            f"{len(other)} images) were not evaluated on the same images: {'; '.join(parts)}. "
-            "A paired test needs identical image sets."
+            f"{len(other)} images) were not evaluated on the same images: {'; '.join(parts)}. {why}"
         )
     return np.fromiter((pos[i] for i in ref.image_ids), dtype=np.int64, count=len(ref))
 

@@ -162,6 +162,29 @@ def refuse_result_overwrite(
             raise InputError(f"{p} exists; pass --overwrite to replace it")
 
 
+def result_files(path: str | os.PathLike) -> list[Path]:
+    """Every file that belongs to the result JSON ``path``: the JSON, its side files by the naming
+    rule (:func:`companion_paths`) and the side files its ``per_image`` / ``per_class`` / ``config``
+    keys name (relative to its folder). Best effort, for "would this output destroy an input?"
+    checks: a JSON that cannot be read adds no named files (reading it later reports why)."""
+    path = Path(path)
+    files = [path, *companion_paths(path).values()]
+    try:
+        data = json.loads(read_text_file(path))
+    except (OSError, ValueError, InputError):
+        return files
+    if isinstance(data, dict):
+        result = Result(name="", path=path, data=data)
+        for key in ("per_image", "per_class", "config"):
+            try:
+                side = _side_file(result, key)
+            except InputError:
+                continue
+            if side is not None and side not in files:
+                files.append(side)
+    return files
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert numpy scalars/arrays, tuples and paths to JSON types; non-finite floats become None."""
     if isinstance(obj, Mapping):
@@ -356,21 +379,23 @@ def _non_finite(value: Any, where: str = "") -> str | None:
 
 def read_text_file(path: str | os.PathLike) -> str:
     """The text of the input file ``path`` (UTF-8, a leading BOM dropped). A folder, a file that is
-    not UTF-8 text or one that cannot be read raise :class:`InputError` with one line naming it;
-    a missing file raises :class:`FileNotFoundError` (the caller names it)."""
+    not UTF-8 text (``PATH:LINE: not UTF-8 text (byte 0xff)``) or one that cannot be read raise
+    :class:`InputError` with one line naming it; a missing file raises :class:`FileNotFoundError`
+    (the caller names it)."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
-        ) from None
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise InputError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save it as UTF-8") from None
 
 
 def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

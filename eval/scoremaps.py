@@ -85,6 +85,12 @@ def load_scoremap(path: Path, image_id: str) -> np.ndarray:
         arr = _read_npy_2d(path)
         if arr is None:
             arr = np.load(path, allow_pickle=False)
+        if not isinstance(arr, np.ndarray):  # an .npz archive (np.savez) under the .npy name
+            arr.close()
+            raise InputError(
+                f"score map of {image_id!r} ({path}) is an .npz archive (numpy.savez), not an .npy "
+                "array: save each map with numpy.save"
+            )
     except FileNotFoundError:
         raise InputError(f"score map of {image_id!r} not found: {path}") from None
     except EOFError:  # np.load on an empty file

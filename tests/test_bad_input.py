@@ -438,6 +438,7 @@ MAP_CASES = {
     "corrupt": "not a readable .npy",
     "zero_bytes": "not a readable .npy array: it is empty",  # was an EOFError traceback
     "text": "does not start with the .npy magic bytes",  # was "contains pickled (object) data"
+    "npz": "is an .npz archive (numpy.savez), not an .npy array",  # was a shape message
     "missing": "missing",
 }
 
@@ -464,6 +465,9 @@ def test_bad_scoremap_names_the_image(kind, meta, scoremaps, tmp_path, capsys):
         path.write_text("0.1 0.2\n0.3 0.4\n")
     elif kind == "missing":
         path.unlink()
+    elif kind == "npz":
+        with open(path, "wb") as f:  # np.savez to a file object keeps the .npy name
+            np.savez(f, cam=np.zeros((4, 4), np.float32))
     else:
         np.save(path, _bad_map(kind))
     rc = main(

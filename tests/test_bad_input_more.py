@@ -802,11 +802,18 @@ def test_sigint_during_evaluate_then_resume(workers, slow_synth, slow_reference,
 def test_sigint_at_several_moments_prints_one_line(slow_synth, tiny_checkpoint, tmp_path):
     """Ctrl-C lands wherever the main process is (fetching a batch from the loader worker, running
     the model, waiting for sweeps): always the one line, never a worker's traceback after it."""
-    for k, delay in enumerate((0.0, 0.05, 0.1, 0.2, 0.35)):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def interrupted(k: int, delay: float) -> tuple[int, str]:
         out = tmp_path / f"run{k}" / "r.json"
         args = ["evaluate", "--no-progress", "--device", "cpu", *SLOW, "--checkpoint", str(tiny_checkpoint)]
         args += [*_synthetic(slow_synth), "--output", str(out)]
-        returncode, stderr = _interrupt_evaluate(args, out.with_name("r.log.jsonl"), tmp_path, delay)
+        return _interrupt_evaluate(args, out.with_name("r.log.jsonl"), tmp_path, delay)
+
+    delays = (0.0, 0.05, 0.1, 0.2, 0.35)
+    with ThreadPoolExecutor(len(delays)) as pool:  # the runs at once: most of each is Python start-up
+        runs = list(pool.map(interrupted, range(len(delays)), delays))
+    for delay, (returncode, stderr) in zip(delays, runs):
         assert returncode == 130, (delay, returncode, stderr)
         assert "Traceback" not in stderr and "Error" not in stderr, (delay, stderr)
         assert len(stderr.strip().splitlines()) == 1, (delay, stderr)

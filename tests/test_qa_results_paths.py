@@ -78,9 +78,9 @@ def test_a_folder_or_non_utf8_result_is_one_line(two_results, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and f"{folder}: is a folder, not a file" in err and "Traceback" not in err, err
     assert main(["compare", str(a), str(bad)]) == 2
-    assert f"{bad}: not UTF-8 text" in capsys.readouterr().err
+    assert f"{bad}:1: not UTF-8 text (byte 0xff)" in capsys.readouterr().err
     assert main(["figure", "per-class", str(a), str(bad), "--out", str(tmp_path / "p.png")]) == 2
-    assert f"{bad}: not UTF-8 text" in capsys.readouterr().err
+    assert f"{bad}:1: not UTF-8 text (byte 0xff)" in capsys.readouterr().err
 
 
 def test_a_per_image_csv_that_is_a_folder_or_has_a_bom(two_results, tmp_path, capsys):
@@ -149,6 +149,37 @@ def test_resume_may_not_add_save_scoremaps(two_results, tiny_checkpoint, tiny_sy
     err = capsys.readouterr().err
     assert rc == 2 and "save_scoremaps" in err, err
     assert "scoremaps" not in json.loads(a.read_text())
+
+
+@pytest.mark.parametrize("option", [["--save-scoremaps", "maps"], ["--scoremap-dtype", "float16"]])
+def test_resume_of_an_interrupted_run_may_not_add_score_maps(
+    option, tiny_checkpoint, tiny_synth, tmp_path, capsys, monkeypatch
+):
+    import wsol.resume_log
+
+    scored = wsol.resume_log.ResumeLog.scored
+    calls = []
+
+    def interrupt_after_one_batch(self, rows):
+        scored(self, rows)
+        calls.append(len(rows))
+        raise KeyboardInterrupt
+
+    out = tmp_path / "r.json"
+    argv = [*EVAL, *_data(tiny_checkpoint, tiny_synth), "--output", str(out)]
+    maps = ["--save-scoremaps", str(tmp_path / "maps")]
+    first = maps if option[0] == "--scoremap-dtype" else []  # then the log has float32 maps saved
+    with monkeypatch.context() as m:
+        m.setattr(wsol.resume_log.ResumeLog, "scored", interrupt_after_one_batch)
+        assert main([*argv, *first]) == 130
+    log = tmp_path / "r.log.jsonl"
+    assert calls == [6] and log.exists() and not out.exists()
+    capsys.readouterr()
+    extra = maps if option[0] == "--save-scoremaps" else [*maps, *option]
+    assert main([*argv, "--resume", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "was written with other score-map options" in err and "cannot be added, changed or dropped" in err, err
+    assert log.exists() and not out.exists()  # the interrupted run is kept for a correct resume
 
 
 def test_save_scoremaps_on_a_file_is_refused_before_the_log(tiny_checkpoint, tiny_synth, tmp_path, capsys):

@@ -45,7 +45,7 @@ from wsol.errors import UserError
 from wsol.resume_log import ResumeLog
 from wsol.runtime import needs_grad
 
-__all__ = ["PassOutput", "make_evaluator", "run_pass", "evaluate_model", "TOPK"]
+__all__ = ["BatchStream", "PassOutput", "make_evaluator", "run_pass", "evaluate_model", "TOPK"]
 
 TOPK = 5
 
@@ -84,6 +84,57 @@ def _collate(items: list[dict]) -> dict:
     batch = collate(good) if good else {"image": None}
     batch["bad"] = [it for it in items if "bad" in it]
     return batch
+
+
+class BatchStream:
+    """The batches of ``dataset[indices]``, in order, decoded from construction on: with
+    ``loader_workers`` > 0 the DataLoader workers start now and decode ahead, so a caller can start
+    this before its other set-up (loading the model) and the first batch is ready sooner. Items are
+    guarded (:class:`_Guarded`: ``skip_bad``); a carried loader error is raised while iterating.
+    Iterate once; :meth:`close` (or the context manager) stops the workers, also unread."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        indices: Sequence[int],
+        *,
+        batch_size: int = defaults.BATCH_SIZE,
+        loader_workers: int = 0,
+        skip_bad: bool = False,
+        pin_memory: bool = False,
+    ) -> None:
+        self.indices = list(indices)
+        self.loader_workers = int(loader_workers)
+        loader = DataLoader(
+            _Guarded(dataset, self.indices, skip_bad),
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=self.loader_workers,
+            collate_fn=carry_collate(_collate),
+            pin_memory=pin_memory,
+            worker_init_fn=worker_init,
+        )
+        self._batches: Any = iter(loader) if self.indices else None  # workers start here
+        self._gen: Any = None
+
+    def __iter__(self) -> Any:
+        if self._batches is None:
+            return iter(())
+        self._gen = iterate(self._batches)
+        return self._gen
+
+    def close(self) -> None:
+        """Stop the loader workers: the DataLoader iterator shuts them down when it is released,
+        here, also when a traceback still holds the frame that iterated (the generator is closed)."""
+        if self._gen is not None:
+            self._gen.close()
+        self._gen = self._batches = None
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -182,11 +233,14 @@ def run_pass(
     scoremap_dtype: str | None = None,
     progress: bool = True,
     loader_workers: int = 0,
+    batches: BatchStream | None = None,
 ) -> PassOutput:
     """Score ``dataset`` (or its ``indices``) with ``model`` into ``evaluator`` in one pass.
 
     ``workers``: processes for the per-image sweeps (0: in this process); ``loader_workers``:
-    DataLoader processes. ``log``: one line per image appended (flushed per batch).
+    DataLoader processes; ``batches``: a :class:`BatchStream` of ``dataset`` the caller started
+    early (its ``indices`` are the images scored; it is closed here). ``log``: one line per image
+    appended (flushed per batch).
     ``save_scoremaps``: write ``<dir>/<image_id>.npy``; ``scoremap_dtype`` None keeps the dtype the
     maps are computed in (float32, lossless: the metrics are unchanged); a narrower dtype (float16)
     rounds the maps and the metrics then use the rounded maps (so ``evaluate-scoremaps`` on the
@@ -199,16 +253,9 @@ def run_pass(
     model = model.to(device).eval()
     ev = evaluator
     st = ev.settings
-    idx = list(range(len(dataset))) if indices is None else list(indices)
-    loader = DataLoader(
-        _Guarded(dataset, idx, skip_bad),
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=loader_workers,
-        collate_fn=carry_collate(_collate),
-        pin_memory=device.type == "cuda",
-        worker_init_fn=worker_init,
-    )
+    if batches is not None and indices is not None and list(indices) != batches.indices:
+        raise ValueError("run_pass: indices differ from the indices of the BatchStream given")
+    idx = batches.indices if batches is not None else list(range(len(dataset))) if indices is None else list(indices)
     save_root = Path(save_scoremaps) if save_scoremaps else None
     dtype = np.dtype(scoremap_dtype) if scoremap_dtype is not None and save_root is not None else None
     grad = needs_grad(cam_method)
@@ -230,10 +277,18 @@ def run_pass(
     bar = tqdm(total=len(idx), desc="evaluate", unit="img", disable=not progress, leave=False)
     try:
         with SweepPool(workers, chunksize=1, items=len(idx)) as pool:  # never more processes than images
-            batches = iter(loader)  # the DataLoader workers start on the first batch now
+            if batches is None:  # the DataLoader workers start on the first batch now
+                batches = BatchStream(
+                    dataset,
+                    idx,
+                    batch_size=batch_size,
+                    loader_workers=loader_workers,
+                    skip_bad=skip_bad,
+                    pin_memory=device.type == "cuda",
+                )
             if idx:
                 pool.start()  # while they decode it: load the sweep kernel, start the sweep workers
-            for batch in iterate(batches):
+            for batch in batches:
                 for bad in batch["bad"]:
                     skipped.append({"index": bad["index"], "image_id": bad["image_id"], "reason": bad["bad"]})
                     if log is not None:
@@ -279,6 +334,8 @@ def run_pass(
             drain(block=True)
     finally:
         bar.close()
+        if batches is not None:
+            batches.close()
     return PassOutput(ev, skipped, without_gt, time.perf_counter() - t0, scored)
 
 

@@ -7,29 +7,13 @@ import json
 
 import pytest
 
+from tests.wsol.demo_args import demo_args
 from wsol.cli import main
 
 
 def test_demo_runs_and_reuses_finished_stages(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = [
-        "demo",
-        "--out",
-        str(out),
-        "--augs",
-        "none",
-        "cutmix",
-        "--classes",
-        "3",
-        "--train-per-class",
-        "16",
-        "--test-per-class",
-        "4",
-        "--set",
-        "epochs=1",
-        "--set",
-        "batch_size=16",
-    ]
+    args = demo_args(out, classes=3, train_per_class=16, test_per_class=4, batch_size=16)
     assert main(args) == 0
     first = capsys.readouterr().out
     report = (out / "report.md").read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.wsol.demo_args import demo_args
 from tests.wsol.test_data_formats import write_cub, write_wsoleval
 from wsol.cli import main
 from wsol.jobs import demo
@@ -166,27 +167,7 @@ def test_demo_refuses_stages_of_an_older_version_without_settings(tmp_path, caps
 
 
 def _small(out: Path, *extra: str) -> list[str]:
-    return [
-        "demo",
-        "--out",
-        str(out),
-        "--augs",
-        "none",
-        "cutmix",
-        "--classes",
-        "2",
-        "--train-per-class",
-        "4",
-        "--test-per-class",
-        "2",
-        "--size",
-        "32",
-        "--set",
-        "epochs=1",
-        "--set",
-        "batch_size=8",
-        *extra,
-    ]
+    return demo_args(out, "--size", "32", *extra, classes=2, train_per_class=4, test_per_class=2, batch_size=8)
 
 
 def test_demo_rerun_with_other_settings_is_refused_and_same_settings_reuse(tmp_path, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wsol.commands._common import UniqueValues
+
 HELP = "compare result files: every metric with its 95% interval and a paired p-value against the first"
 DESCRIPTION = (
     HELP
@@ -69,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--names",
         nargs="+",
+        action=UniqueValues,
         default=None,
         help="display names, one per result (default: folder name of result.json, else file stem)",
     )
@@ -134,10 +137,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before any result is read, an output that cannot name a file ("", ``out/``, an
     existing folder), --markdown and --csv naming the same file, and an output that is one of the
     input results or one of their side files (it would be destroyed)."""
-    import json
-
     from eval.io import check_output_file
-    from eval.results import companion_paths
+    from eval.results import result_files
     from wsol.errors import UserError
 
     if args.out is not None and not str(args.out).strip():
@@ -152,16 +153,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise UserError(f"--markdown and --csv both name {outputs[1][1]}; give two different files")
     for result in args.results:
         rpath = Path(result)
-        inputs = [rpath, *companion_paths(rpath).values()]
-        try:  # the side files the result names (read again, with its errors, by compare_results)
-            data = json.loads(rpath.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
-            data = None
-        if isinstance(data, dict):
-            for key in ("per_image", "per_class", "config"):
-                if isinstance(data.get(key), str) and data[key]:
-                    side = Path(data[key])
-                    inputs.append(side if side.is_absolute() else rpath.parent / side)
+        inputs = result_files(rpath)  # the JSON and every side file of it
         for option, out in outputs:
             hit = next((p for p in inputs if _same_file(out, p)), None)
             if hit is not None:

@@ -6,6 +6,7 @@ import argparse
 import math
 
 from wsol.commands._common import (
+    UniqueValues,
     add_label_subset_argument,
     add_model_arguments,
     model_options,
@@ -94,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="checkpoints",
         help="checkpoint of one column; repeat for several models",
     )
-    g.add_argument("--names", nargs="+", default=None, help="column names, one per --checkpoint")
+    g.add_argument("--names", nargs="+", action=UniqueValues, default=None, help="column names, one per --checkpoint")
     add_model_arguments(g)
     g.add_argument(
         "--workers",
@@ -115,7 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     pick = g.add_mutually_exclusive_group()
     pick.add_argument("--images", type=positive_int, default=4, help="number of images (rows; default: %(default)s)")
-    pick.add_argument("--ids", nargs="+", default=None, help="image ids to show, as in image_ids.txt")
+    pick.add_argument(
+        "--ids", nargs="+", action=UniqueValues, default=None, help="image ids to show, as in image_ids.txt"
+    )
     g.add_argument(
         "--select",
         choices=["seed", "disagree"],
@@ -162,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="BoxAcc-versus-threshold curves (wsolevaluation Figure 1 style).",
     )
     c.add_argument("results", nargs="+", metavar="RESULT_JSON", help="result files with a BoxAcc_curve")
-    c.add_argument("--names", nargs="+", default=None, help="legend names, one per result")
+    c.add_argument("--names", nargs="+", action=UniqueValues, default=None, help="legend names, one per result")
     c.add_argument(
         "--iou",
         nargs="+",
@@ -178,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Per-class accuracy: every class sorted, and the classes where the models differ most.",
     )
     p.add_argument("results", nargs="+", metavar="RESULT_JSON", help="result files with a per_class CSV")
-    p.add_argument("--names", nargs="+", default=None, help="legend names, one per result")
+    p.add_argument("--names", nargs="+", action=UniqueValues, default=None, help="legend names, one per result")
     p.add_argument(
         "--metric",
         default=None,

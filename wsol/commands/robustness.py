@@ -6,6 +6,7 @@ import argparse
 import math
 
 from wsol.commands._common import (
+    UniqueValues,
     add_data_arguments,
     add_label_subset_argument,
     add_model_arguments,
@@ -47,7 +48,9 @@ def eps_value(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", action="append", required=True, help="checkpoint file (repeat for several)")
     add_model_arguments(parser)
-    parser.add_argument("--names", nargs="+", default=None, help="display names, one per checkpoint")
+    parser.add_argument(
+        "--names", nargs="+", action=UniqueValues, default=None, help="display names, one per checkpoint"
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--attack", choices=["fgsm"], help="adversarial attack")
     what.add_argument("--occlusion", choices=["center", "boundary"], help="occlusion sweep")

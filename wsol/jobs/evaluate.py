@@ -225,13 +225,14 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
     from wsol import runtime
     from wsol.checkpoints import load_checkpoint
     from wsol.data import build_dataset
-    from wsol.evaluate import make_evaluator, run_pass
+    from wsol.evaluate import BatchStream, make_evaluator, run_pass
     from wsol.model_info import class_count_problem, describe_model, model_line
     from wsol.resume_log import ResumeLog, config_differences, decode_score, read_log
 
     _check_options(cfg)
     info = runtime.setup(cfg.device)
     paths = result_paths(cfg.output)
+    stream: BatchStream | None = None
     try:
         for kind in _RESULT_FILES:  # every file of the result counts, not only the JSON
             p = paths[kind]
@@ -249,14 +250,29 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                 f"whole image, so it would score them wrongly; save maps with --preset {defaults.PRESET}"
             )
         t0 = time.perf_counter()
+        dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
+        if len(dataset) == 0:
+            raise UserError(f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root} has no images")
+        log = paths["log"] if info.world_size == 1 else Path(f"{paths['log']}.rank{info.rank}")
+        finished = cfg.resume and not cfg.overwrite and paths["json"].exists() and not log.exists()
+        header, rows = read_log(log) if cfg.resume and log.exists() else (None, [])
+        workers = runtime.sweep_workers(cfg.workers)
+        shard = runtime.shard(len(dataset), info.rank, info.world_size)
+        if not finished:  # the loader decodes the first batches while the model loads and is checked
+            done = {row["index"] for row in rows}
+            stream = BatchStream(
+                dataset,
+                [i for i in shard if i not in done],
+                batch_size=cfg.batch_size,
+                loader_workers=runtime.loader_workers(workers, info.device),
+                skip_bad=cfg.skip_bad,
+                pin_memory=info.device.type == "cuda",
+            )
         model = (
             load_checkpoint(cfg.checkpoint, arch=cfg.arch, map_location=info.device, **cfg.arch_options)
             .to(info.device)
             .eval()
         )
-        dataset = build_dataset(cfg.dataset, cfg.data_root, cfg.split, metadata_dir=cfg.metadata_dir, preset=cfg.preset)
-        if len(dataset) == 0:
-            raise UserError(f"the {cfg.dataset} {cfg.split!r} split at {cfg.data_root} has no images")
         side = int(getattr(dataset, "size", 0) or dataset[0]["image"].shape[-1])
         minfo = describe_model(model, (side, side))
         if info.is_main:
@@ -276,8 +292,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         guard = guarded_config(cfg, minfo, ckpt_file, file_sha256(ckpt_file), str(info.device))
         guard["processes"] = info.world_size
 
-        log = paths["log"] if info.world_size == 1 else Path(f"{paths['log']}.rank{info.rank}")
-        if cfg.resume and not cfg.overwrite and paths["json"].exists() and not log.exists():
+        if finished:
             done_result = _finished(paths, guard)
             if info.is_main:
                 print(f"{paths['json']} is already finished with this configuration: nothing to do", file=sys.stderr)
@@ -288,7 +303,6 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                     f"{log} holds an interrupted run: pass --resume to finish it or --overwrite to start over"
                 )
             log.unlink()
-        header, rows = read_log(log)
         if rows or header is not None:
             if header is None:
                 raise UserError(
@@ -319,8 +333,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                 ev.add(row["image_id"], decode_score(row), row["label"], row["topk"])
         if done and info.is_main:
             print(f"resuming: {len(done)} images already scored in {log}", file=sys.stderr)
-        todo = [i for i in runtime.shard(len(dataset), info.rank, info.world_size) if i not in done]
-        workers = runtime.sweep_workers(cfg.workers)
+        todo = [i for i in shard if i not in done]
         try:
             with ResumeLog(log, header=guard) as rlog:
                 out = run_pass(
@@ -337,7 +350,7 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
                     save_scoremaps=cfg.save_scoremaps,
                     scoremap_dtype=cfg.scoremap_dtype,
                     progress=cfg.progress and info.is_main,
-                    loader_workers=runtime.loader_workers(workers, info.device),
+                    batches=stream,
                 )
         except KeyboardInterrupt:
             raise Interrupted(
@@ -416,4 +429,6 @@ def run_evaluate(cfg: EvaluateConfig) -> dict | None:
         log.unlink(missing_ok=True)
         return result
     finally:
+        if stream is not None:
+            stream.close()
         runtime.cleanup(info)

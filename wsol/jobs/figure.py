@@ -269,6 +269,12 @@ def _choose_images(cfg: GridConfig, dataset, results) -> list[int]:
                 f"{', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}{example}"
             )
         return [index[i] for i in cfg.ids]
+    if cfg.images > len(records):
+        print(
+            f"--images {cfg.images}: the {cfg.dataset} {cfg.split} split has {len(records)} images; "
+            "showing all of them",
+            file=sys.stderr,
+        )
     if cfg.select == "seed":
         return select_by_seed(len(records), cfg.images, cfg.seed)
     if cfg.select == "disagree":
@@ -564,6 +570,22 @@ def render_curves(
     return _save(fig, out)
 
 
+def _check_same_images(results: Sequence[Result]) -> None:
+    """Refuse results evaluated on different images (their per-image CSVs, when they all have one):
+    bars side by side would compare classes over different images."""
+    tables = [per_image_of(r) for r in results]
+    if len(results) < 2 or any(t is None for t in tables):
+        return
+    for r, t in zip(results[1:], tables[1:]):
+        align_per_image(
+            tables[0],  # type: ignore[arg-type]
+            t,  # type: ignore[arg-type]
+            results[0].name,
+            r.name,
+            "Per-class bars side by side need results on identical image sets.",
+        )
+
+
 def render_per_class(
     results: Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -592,6 +614,7 @@ def render_per_class(
         if not common:
             raise UserError("the per-class CSVs share none of the columns " + ", ".join(PER_CLASS_METRICS))
         metric = common[0]
+    _check_same_images(loaded)
     class_names, values = per_class_matrix(loaded, metric)
     fig = per_class_figure(
         class_names,

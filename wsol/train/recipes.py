@@ -54,17 +54,15 @@ def recipe_path(name_or_file: str) -> Path:
 
 def _read_recipe_text(path: Path) -> str:
     """The text of recipe file ``path`` (UserError naming the file and line when it is not UTF-8)."""
+    from eval.errors import InputError
+    from eval.results import read_text_file
+
     try:
-        data = path.read_bytes()
-    except OSError as exc:
+        return read_text_file(path)
+    except InputError as exc:
+        raise UserError(f"recipe {exc}") from None
+    except OSError as exc:  # gone since it was found
         raise UserError(f"recipe {path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise UserError(
-            f"recipe {path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x}); save it as UTF-8"
-        ) from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

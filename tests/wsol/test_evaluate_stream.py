@@ -1,0 +1,47 @@
+"""``wsol evaluate`` starts decoding before it loads the model, and stops the loader on every exit."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+
+from wsol.cli import main
+
+
+def _evaluate(synth, out, *args: str) -> int:
+    argv = ["--dataset", "synthetic", "--data-root", str(synth), "--output", str(out), *args]
+    return main(["evaluate", "--no-progress", "--device", "cpu", *argv])
+
+
+def test_the_loader_starts_before_the_checkpoint_loads(tiny_checkpoint, tiny_synth, tmp_path, monkeypatch):
+    import wsol.checkpoints
+    import wsol.evaluate as we
+
+    events: list[str] = []
+
+    class Loader(we.DataLoader):
+        def __iter__(self):
+            events.append(f"loader started ({self.num_workers} workers)")
+            return super().__iter__()
+
+    load = wsol.checkpoints.load_checkpoint
+
+    def recorded_load(*args, **kwargs):
+        events.append("checkpoint loaded")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(we, "DataLoader", Loader)
+    monkeypatch.setattr(wsol.checkpoints, "load_checkpoint", recorded_load)
+    assert _evaluate(tiny_synth, tmp_path / "r.json", "--checkpoint", str(tiny_checkpoint), "--workers", "2") == 0
+    assert events == ["loader started (1 workers)", "checkpoint loaded"]
+
+
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_a_run_refused_after_the_loader_started_leaves_no_process(tiny_synth, tmp_path, capsys, workers):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert _evaluate(tiny_synth, tmp_path / "r.json", "--checkpoint", str(bad), "--workers", workers) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+    assert multiprocessing.active_children() == []
