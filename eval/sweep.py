@@ -496,9 +496,9 @@ def warm_up() -> None:
 def _init_worker(kernel: bool = True) -> None:
     """Pool worker start: Ctrl-C is the parent's to handle (a worker must not print a
     KeyboardInterrupt traceback of its own; the parent terminates the pool), then warm up."""
-    import signal
+    from eval.signals import ignore_sigint
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()
     if kernel:
         warm_up()
 
@@ -547,9 +547,12 @@ class SweepPool:
             # Forked workers inherit the objects alive here as frozen (Python's advice for fork):
             # their garbage collections never walk them (numba's tens of thousands), so they do
             # not copy the parent's pages either. The parent unfreezes at once.
+            from eval.signals import sigint_deferred
+
             gc.freeze()
             try:
-                self._pool = _mp_context().Pool(self.workers, initializer=_init_worker, initargs=(self.kernel,))
+                with sigint_deferred():  # a Ctrl-C during the forks comes after them, not lost in them
+                    self._pool = _mp_context().Pool(self.workers, initializer=_init_worker, initargs=(self.kernel,))
             finally:
                 gc.unfreeze()
         return self._pool

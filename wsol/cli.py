@@ -85,6 +85,14 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _forget_unhandled_interrupt() -> None:
+    """Keep the exit status 130 of a handled Ctrl-C. CPython (3.11) marks a KeyboardInterrupt that
+    leaves code run by ``exec`` (``dataclasses`` builds its methods so, during an import) as
+    unhandled, even when a caller catches it, and then ends the process by SIGINT (status -2)
+    whatever it returns; the mark is cleared when ``exec`` runs again."""
+    exec("None", {})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -111,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         detail = str(exc)
         print(f"wsol {name}: interrupted" + (f"; {detail}" if detail else ""), file=sys.stderr)
+        _forget_unhandled_interrupt()
         return 130
     except Exception as exc:
         if debug or not isinstance(exc, _user_error_types()):

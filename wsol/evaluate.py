@@ -114,8 +114,16 @@ class BatchStream:
             pin_memory=pin_memory,
             worker_init_fn=worker_init,
         )
-        self._batches: Any = iter(loader) if self.indices else None  # workers start here
+        from eval.signals import sigint_deferred
+
+        self._batches: Any = None
         self._gen: Any = None
+        try:
+            with sigint_deferred():  # a Ctrl-C during the workers' fork comes after it: they are stopped
+                self._batches = iter(loader) if self.indices else None  # workers start here
+        except BaseException:
+            self.close()
+            raise
 
     def __iter__(self) -> Any:
         if self._batches is None:

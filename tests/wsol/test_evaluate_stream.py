@@ -45,3 +45,30 @@ def test_a_run_refused_after_the_loader_started_leaves_no_process(tiny_synth, tm
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err
     assert multiprocessing.active_children() == []
+
+
+def test_a_ctrl_c_while_the_loader_forks_comes_after_and_stops_it(tiny_synth, monkeypatch):
+    import os
+    import signal
+
+    import wsol.evaluate as we
+    from wsol.data import build_dataset
+
+    events: list[str] = []
+
+    class Loader(we.DataLoader):
+        def __iter__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the worker forks
+            it = super().__iter__()
+            events.append(f"{len(multiprocessing.active_children())} worker(s) started")
+            return it
+
+    monkeypatch.setattr(we, "DataLoader", Loader)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            we.BatchStream(build_dataset("synthetic", tiny_synth, "test"), range(4), batch_size=2, loader_workers=1)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert events == ["1 worker(s) started"]  # the interrupt came after the fork, not inside it
+    assert multiprocessing.active_children() == []  # and the stream stopped its worker

@@ -93,7 +93,8 @@ def iterate(loader: Iterable) -> Iterator:
 def worker_init(worker_id: int) -> None:
     """DataLoader ``worker_init_fn`` of every loader of the toolkit: Ctrl-C is the main process's.
 
-    * SIGINT is ignored here: the worker runs until the main process shuts the loader down.
+    * SIGINT is ignored here: the worker runs until the main process shuts the loader down (one
+      held by :func:`eval.signals.sigint_deferred` during the fork is dropped).
     * Tensors go to the main process as shared-memory *file names* (torch's ``file_system``
       strategy, set in this worker process only) rather than as file descriptors: with
       descriptors, a main process interrupted while fetching a batch left the worker's
@@ -105,12 +106,12 @@ def worker_init(worker_id: int) -> None:
       reading the CLI (``wsol evaluate 2>&1 | tee log``, ``subprocess.run``) open 2 s past the
       CLI's exit.
     """
-    import signal
-
     import torch.multiprocessing
 
+    from eval.signals import ignore_sigint
+
     del worker_id
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_sigint()
     torch.multiprocessing.set_sharing_strategy("file_system")
     _start_shm_manager()
 
