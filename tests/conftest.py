@@ -56,6 +56,17 @@ class _SkipGuard:
 
 def pytest_configure(config) -> None:
     config.pluginmanager.register(_SkipGuard(ALLOWED_SKIPS), "wsol-skip-guard")
+    _take_back_ctrl_c()
+
+
+def _take_back_ctrl_c() -> None:
+    """The suite tests Ctrl-C (in this process and in the ``wsol`` processes it starts). Started
+    in the background of a non-interactive shell (``.ci/run &``), it inherits SIGINT ignored, and
+    so would every child: Python's own handler is put back, which children start with as usual."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
